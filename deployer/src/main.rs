@@ -1,1 +1,250 @@
-fn main() {}
+//! `deployer`: deploys Aurora DSQL auth-token rotation through AWS Secrets
+//! Manager with CloudFormation, and removes it again.
+
+mod artifacts;
+mod aws;
+mod commands;
+mod config;
+mod package;
+mod progress;
+mod schedule;
+mod stack;
+mod template;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use commands::render::CodeOverrides;
+use commands::{OutputFormat, RotatorSource};
+use config::{ConfigError, RawSettings, Settings};
+
+/// Exit code for bad input: invalid settings or flags.
+const EXIT_BAD_INPUT: u8 = 2;
+
+/// Exit code for a failed operation: a failed deploy, build or AWS call.
+const EXIT_FAILED: u8 = 1;
+
+const AFTER_HELP: &str = "\
+Settings come from the settings file, then flags, which win over the file.
+Environment variables override no setting, except that AWS_REGION (or
+AWS_DEFAULT_REGION) gives the region when neither the file nor --region
+does. AWS credentials and endpoints come from the standard chain:
+AWS_PROFILE, AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, ~/.aws/config, ...
+
+Exit codes: 0 success, 1 the operation failed (deploy, build or AWS call),
+2 bad input (settings or flags).";
+
+#[derive(Debug, Parser)]
+#[command(name = "deployer", version, about, after_help = AFTER_HELP)]
+struct Cli {
+    /// Settings file (YAML); a missing file is fine unless named explicitly.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Result format on stdout; logs and progress always go to stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    output: OutputFormat,
+
+    #[command(flatten)]
+    settings: SettingsArgs,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build and upload the rotator, then create or update the stack and wait.
+    Up {
+        /// Use this rotator binary instead of building one from the workspace.
+        #[arg(long, value_name = "PATH")]
+        rotator_binary: Option<PathBuf>,
+    },
+    /// Delete the stack and wait; running it again is harmless.
+    Down {
+        /// Also empty the artifacts bucket and delete the artifacts stack.
+        #[arg(long)]
+        artifacts: bool,
+    },
+    /// Print the rotation template with the settings applied, as `up` sends it.
+    Render {
+        /// Use this rotator binary instead of building one from the workspace.
+        #[arg(long, value_name = "PATH")]
+        rotator_binary: Option<PathBuf>,
+        /// S3 bucket of the rotator's zip; default: the artifacts bucket.
+        #[arg(long, value_name = "BUCKET")]
+        code_bucket: Option<String>,
+        /// S3 key of the rotator's zip; default: the key `up` would upload to.
+        #[arg(long, value_name = "KEY")]
+        code_key: Option<String>,
+    },
+}
+
+/// Flags that override the settings file, one per setting.
+#[derive(Debug, Args)]
+struct SettingsArgs {
+    /// CloudFormation stack name of the rotation stack.
+    #[arg(long, global = true)]
+    stack_name: Option<String>,
+    /// AWS region of the stack and the cluster, for example us-east-1.
+    #[arg(long, global = true)]
+    region: Option<String>,
+    /// DSQL cluster hostname, <cluster-id>.dsql.<region>.on.aws.
+    #[arg(long, global = true)]
+    cluster_endpoint: Option<String>,
+    /// DSQL cluster id; default: the first label of the endpoint.
+    #[arg(long, global = true)]
+    cluster_id: Option<String>,
+    /// Database role that the token logs in as; default: admin.
+    #[arg(long, global = true)]
+    database_user: Option<String>,
+    /// Database name stored in the secret; default: postgres.
+    #[arg(long, global = true)]
+    database_name: Option<String>,
+    /// Port stored in the secret; default: 5432.
+    #[arg(long, global = true)]
+    database_port: Option<u16>,
+    /// Name of the secret; default: <stack_name>/dsql-auth-token.
+    #[arg(long, global = true)]
+    secret_name: Option<String>,
+    /// Rotation schedule, rate(N hours) with N >= 4, rate(N days) or cron(...); default: rate(4 hours).
+    #[arg(long, global = true)]
+    rotation_schedule: Option<String>,
+    /// Hours in which each rotation may start; default: 1.
+    #[arg(long, global = true)]
+    rotation_window_hours: Option<u32>,
+    /// Longest gap in hours between two runs of a cron(...) schedule.
+    #[arg(long, global = true)]
+    rotation_period_hours: Option<u32>,
+    /// Lifetime of each token in seconds, at most 604800; default: twice the rotation period, at least 28800.
+    #[arg(long, global = true)]
+    token_lifetime_seconds: Option<u64>,
+    /// Days that CloudWatch Logs keeps the rotator's logs; default: 30.
+    #[arg(long, global = true)]
+    log_retention_days: Option<u32>,
+    /// Memory of the rotation function in MB; default: 128.
+    #[arg(long, global = true)]
+    function_memory_mb: Option<u32>,
+    /// Timeout of one rotation step in seconds; default: 30.
+    #[arg(long, global = true)]
+    function_timeout_seconds: Option<u32>,
+    /// Existing S3 bucket for the rotator's zip; default: a bucket in a stack the deployer creates.
+    #[arg(long, global = true)]
+    artifacts_bucket: Option<String>,
+    /// Name of the artifacts stack; default: dsql-token-rotation-artifacts.
+    #[arg(long, global = true)]
+    artifacts_stack_name: Option<String>,
+    /// Accept localhost as the cluster endpoint, for a local test server.
+    #[arg(long, global = true)]
+    allow_local_endpoint: bool,
+}
+
+impl SettingsArgs {
+    fn into_raw(self) -> RawSettings {
+        RawSettings {
+            stack_name: self.stack_name,
+            region: self.region,
+            cluster_endpoint: self.cluster_endpoint,
+            cluster_id: self.cluster_id,
+            database_user: self.database_user,
+            database_name: self.database_name,
+            database_port: self.database_port,
+            secret_name: self.secret_name,
+            rotation_schedule: self.rotation_schedule,
+            rotation_window_hours: self.rotation_window_hours,
+            rotation_period_hours: self.rotation_period_hours,
+            token_lifetime_seconds: self.token_lifetime_seconds,
+            log_retention_days: self.log_retention_days,
+            function_memory_mb: self.function_memory_mb,
+            function_timeout_seconds: self.function_timeout_seconds,
+            artifacts_bucket: self.artifacts_bucket,
+            artifacts_stack_name: self.artifacts_stack_name,
+            allow_local_endpoint: self.allow_local_endpoint.then_some(true),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+
+    let settings = match load_settings(cli.config.clone(), cli.settings) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+
+    match runtime.block_on(run(cli.command, &settings, cli.output)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+async fn run(command: Command, settings: &Settings, format: OutputFormat) -> anyhow::Result<()> {
+    match command {
+        Command::Up { rotator_binary } => {
+            commands::up::run(settings, &rotator_source(rotator_binary), format).await
+        }
+        Command::Down { artifacts } => commands::down::run(settings, artifacts, format).await,
+        Command::Render {
+            rotator_binary,
+            code_bucket,
+            code_key,
+        } => {
+            let overrides = CodeOverrides {
+                bucket: code_bucket,
+                key: code_key,
+            };
+            commands::render::run(settings, &rotator_source(rotator_binary), overrides).await
+        }
+    }
+}
+
+fn load_settings(config: Option<PathBuf>, flags: SettingsArgs) -> Result<Settings, ConfigError> {
+    let required = config.is_some();
+    let path = config.unwrap_or_else(|| PathBuf::from("deploy.yaml"));
+
+    let file = RawSettings::from_file(&path, required)?;
+    let env_region = std::env::var("AWS_REGION")
+        .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+        .ok()
+        .filter(|region| !region.is_empty());
+
+    file.overlay(flags.into_raw()).validate(env_region)
+}
+
+fn rotator_source(prebuilt: Option<PathBuf>) -> RotatorSource {
+    match prebuilt {
+        Some(path) => RotatorSource::Prebuilt { path },
+        None => RotatorSource::Build {
+            workspace: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
+        },
+    }
+}
+
+/// Sends logs to stderr; `RUST_LOG` overrides the default of info for the deployer.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("deployer=info"));
+
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

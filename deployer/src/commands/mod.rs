@@ -1,0 +1,59 @@
+//! The deployer's commands, each in its own module.
+
+pub mod down;
+pub mod render;
+pub mod up;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::package::{self, Artifact, PackageError};
+
+/// How results are printed on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// Prints a command's result on stdout in the chosen format.
+pub fn print_result<T: Serialize>(
+    format: OutputFormat,
+    result: &T,
+    text: impl FnOnce(&T) -> String,
+) {
+    match format {
+        OutputFormat::Text => println!("{}", text(result)),
+        OutputFormat::Json => match serde_json::to_string_pretty(result) {
+            Ok(json) => println!("{json}"),
+            Err(err) => tracing::error!(error = %err, "cannot encode the result as JSON"),
+        },
+    }
+}
+
+/// Where the rotator's binary comes from.
+#[derive(Debug, Clone)]
+pub enum RotatorSource {
+    /// Build it from this workspace.
+    Build { workspace: PathBuf },
+    /// Use a binary built beforehand.
+    Prebuilt { path: PathBuf },
+}
+
+impl RotatorSource {
+    /// Builds the rotator if needed, checks the binary and zips it.
+    pub fn package(&self) -> Result<Artifact, PackageError> {
+        let path = match self {
+            RotatorSource::Build { workspace } => package::build_rotator(workspace)?,
+            RotatorSource::Prebuilt { path } => path.clone(),
+        };
+
+        let binary = package::read_checked_binary(&path)?;
+        let artifact = Artifact::from_binary(&binary)?;
+        tracing::info!(path = %path.display(), zip_bytes = artifact.zip.len(), sha256 = %artifact.sha256_hex, "packaged the rotator");
+        Ok(artifact)
+    }
+}

@@ -1,0 +1,155 @@
+//! `deployer up`: package the rotator, upload it, apply the stack and check
+//! what was deployed.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use aws_sdk_lambda::types::LastUpdateStatus;
+use serde::Serialize;
+
+use crate::artifacts::{self, UploadOutcome};
+use crate::aws::Clients;
+use crate::config::Settings;
+use crate::progress::{LineReporter, Reporter};
+use crate::stack::{ApplyOutcome, Stacks};
+use crate::template::{self, CodeLocation};
+
+use super::{print_result, OutputFormat, RotatorSource};
+
+/// Longest wait for Lambda to finish applying a code update.
+const FUNCTION_UPDATE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What `up` did and what the stack now holds.
+#[derive(Debug, Serialize)]
+pub struct UpResult {
+    pub stack: String,
+    pub outcome: &'static str,
+    pub artifact_uploaded: bool,
+    pub code_bucket: String,
+    pub code_key: String,
+    pub code_sha256: String,
+    pub outputs: BTreeMap<String, String>,
+}
+
+/// Runs the whole deployment and prints the stack's outputs.
+pub async fn run(
+    settings: &Settings,
+    source: &RotatorSource,
+    format: OutputFormat,
+) -> anyhow::Result<()> {
+    let artifact = source.package().context("cannot package the rotator")?;
+
+    let clients = Clients::load(&settings.region).await;
+    let reporter = LineReporter::new();
+    let stacks = Stacks::new(&clients.cloudformation, &reporter);
+
+    let bucket = artifacts::ensure_bucket(
+        &stacks,
+        settings.artifacts_bucket.as_deref(),
+        &settings.artifacts_stack_name,
+    )
+    .await?;
+    let upload = artifacts::upload(&clients.s3, &bucket, &artifact).await?;
+    let code = CodeLocation {
+        bucket,
+        key: artifact.key(),
+    };
+
+    let rendered = template::render_rotation(settings, &code)?;
+    let outcome = stacks.apply(&settings.stack_name, &rendered).await?;
+
+    let state = stacks
+        .describe(&settings.stack_name)
+        .await?
+        .with_context(|| {
+            format!(
+                "stack {} disappeared after it was applied",
+                settings.stack_name
+            )
+        })?;
+    let outputs: BTreeMap<String, String> = state.outputs.into_iter().collect();
+
+    let function = outputs
+        .get("FunctionName")
+        .context("the stack has no FunctionName output")?;
+    check_code_hash(
+        &clients.lambda,
+        function,
+        &artifact.code_sha256(),
+        &reporter,
+    )
+    .await?;
+
+    let result = UpResult {
+        stack: settings.stack_name.clone(),
+        outcome: outcome_name(outcome),
+        artifact_uploaded: upload == UploadOutcome::Uploaded,
+        code_bucket: code.bucket,
+        code_key: code.key,
+        code_sha256: artifact.code_sha256(),
+        outputs,
+    };
+    print_result(format, &result, describe);
+    Ok(())
+}
+
+/// Checks that the deployed function runs exactly the zip that was uploaded.
+async fn check_code_hash(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    expected: &str,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        let configuration = lambda
+            .get_function_configuration()
+            .function_name(function)
+            .send()
+            .await
+            .with_context(|| format!("cannot read the configuration of function {function}"))?;
+
+        let updating = configuration.last_update_status() == Some(&LastUpdateStatus::InProgress);
+        if updating && started.elapsed() < FUNCTION_UPDATE_TIMEOUT {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+
+        let deployed = configuration.code_sha256().unwrap_or_default();
+        if deployed != expected {
+            bail!("function {function} runs code with CodeSha256 {deployed}, but the uploaded zip has {expected}; run `deployer up` again");
+        }
+        reporter.note(&format!(
+            "function {function}: CodeSha256 matches the uploaded zip"
+        ));
+        return Ok(());
+    }
+}
+
+fn outcome_name(outcome: ApplyOutcome) -> &'static str {
+    match outcome {
+        ApplyOutcome::Created => "created",
+        ApplyOutcome::Updated => "updated",
+        ApplyOutcome::Unchanged => "unchanged",
+    }
+}
+
+fn describe(result: &UpResult) -> String {
+    let mut lines = vec![format!("stack {}: {}", result.stack, result.outcome)];
+    for (key, value) in &result.outputs {
+        lines.push(format!("  {key:<14} {value}"));
+    }
+    lines.push(format!(
+        "  {:<14} s3://{}/{}",
+        "Code", result.code_bucket, result.code_key
+    ));
+
+    if let Some(secret) = result.outputs.get("SecretArn") {
+        lines.push(String::new());
+        lines.push(format!(
+            "Applications read the credentials with GetSecretValue on {secret}"
+        ));
+    }
+    lines.join("\n")
+}

@@ -1,0 +1,811 @@
+//! Deployment settings: read from a YAML file, overridden by flags, validated
+//! in full before the first AWS call.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::schedule::{self, Schedule};
+
+/// Longest lifetime that DSQL accepts for an auth token, in seconds.
+pub const MAX_TOKEN_LIFETIME_SECONDS: u64 = 604_800;
+
+/// Retention periods, in days, that CloudWatch Logs accepts for a log group.
+pub const LOG_RETENTION_DAYS: [u32; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+/// Hostnames accepted as the cluster endpoint when `allow_local_endpoint` is set.
+const LOCAL_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// Cluster id used for the IAM policy when the endpoint is a local stand-in.
+const LOCAL_CLUSTER_ID: &str = "local";
+
+/// An invalid or missing setting, with the field, the value and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read settings file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+
+    #[error("settings file {path} is not valid YAML: {source}")]
+    Parse {
+        path: String,
+        source: serde_yaml::Error,
+    },
+
+    #[error("unknown setting `{key}` in {path}{hint}")]
+    UnknownKey {
+        path: String,
+        key: String,
+        hint: String,
+    },
+
+    #[error("missing setting `{field}`: {fix}")]
+    Missing { field: &'static str, fix: String },
+
+    #[error("invalid `{field}` {value:?}: {fix}")]
+    Invalid {
+        field: &'static str,
+        value: String,
+        fix: String,
+    },
+}
+
+/// Settings as written in the YAML file or given as flags, before validation.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSettings {
+    pub stack_name: Option<String>,
+    pub region: Option<String>,
+    pub cluster_endpoint: Option<String>,
+    pub cluster_id: Option<String>,
+    pub database_user: Option<String>,
+    pub database_name: Option<String>,
+    pub database_port: Option<u16>,
+    pub secret_name: Option<String>,
+    pub rotation_schedule: Option<String>,
+    pub rotation_window_hours: Option<u32>,
+    pub rotation_period_hours: Option<u32>,
+    pub token_lifetime_seconds: Option<u64>,
+    pub log_retention_days: Option<u32>,
+    pub function_memory_mb: Option<u32>,
+    pub function_timeout_seconds: Option<u32>,
+    pub artifacts_bucket: Option<String>,
+    pub artifacts_stack_name: Option<String>,
+    pub allow_local_endpoint: Option<bool>,
+}
+
+/// Names of every setting the file may contain, for unknown-key hints.
+pub const SETTING_NAMES: [&str; 18] = [
+    "stack_name",
+    "region",
+    "cluster_endpoint",
+    "cluster_id",
+    "database_user",
+    "database_name",
+    "database_port",
+    "secret_name",
+    "rotation_schedule",
+    "rotation_window_hours",
+    "rotation_period_hours",
+    "token_lifetime_seconds",
+    "log_retention_days",
+    "function_memory_mb",
+    "function_timeout_seconds",
+    "artifacts_bucket",
+    "artifacts_stack_name",
+    "allow_local_endpoint",
+];
+
+/// Validated settings that every command works from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub stack_name: String,
+    pub region: String,
+    pub cluster_endpoint: String,
+    pub cluster_id: String,
+    pub database_user: String,
+    pub database_name: String,
+    pub database_port: u16,
+    pub secret_name: String,
+    pub schedule: Schedule,
+    pub rotation_window_hours: u32,
+    pub token_lifetime_seconds: u64,
+    pub log_retention_days: u32,
+    pub function_memory_mb: u32,
+    pub function_timeout_seconds: u32,
+    pub artifacts_bucket: Option<String>,
+    pub artifacts_stack_name: String,
+}
+
+impl Settings {
+    /// Seconds from one rotation to the latest start of the next: interval plus window.
+    pub fn rotation_period_seconds(&self) -> u64 {
+        self.schedule.interval_seconds() + u64::from(self.rotation_window_hours) * 3600
+    }
+}
+
+impl RawSettings {
+    /// Reads a settings file; a missing file at the default path counts as empty.
+    pub fn from_file(path: &Path, required: bool) -> Result<Self, ConfigError> {
+        let display = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Self::default());
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: display,
+                    source,
+                })
+            }
+        };
+
+        Self::from_yaml(&text, &display)
+    }
+
+    /// Parses settings from YAML text; `origin` names the source in errors.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let parse_error = |source| ConfigError::Parse {
+            path: origin.to_string(),
+            source,
+        };
+        let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(parse_error)?;
+        if value.is_null() {
+            return Ok(Self::default());
+        }
+
+        reject_unknown_keys(&value, origin)?;
+        serde_yaml::from_value(value).map_err(parse_error)
+    }
+
+    /// Overlays every field that `other` sets on top of `self`.
+    pub fn overlay(self, other: RawSettings) -> RawSettings {
+        RawSettings {
+            stack_name: other.stack_name.or(self.stack_name),
+            region: other.region.or(self.region),
+            cluster_endpoint: other.cluster_endpoint.or(self.cluster_endpoint),
+            cluster_id: other.cluster_id.or(self.cluster_id),
+            database_user: other.database_user.or(self.database_user),
+            database_name: other.database_name.or(self.database_name),
+            database_port: other.database_port.or(self.database_port),
+            secret_name: other.secret_name.or(self.secret_name),
+            rotation_schedule: other.rotation_schedule.or(self.rotation_schedule),
+            rotation_window_hours: other.rotation_window_hours.or(self.rotation_window_hours),
+            rotation_period_hours: other.rotation_period_hours.or(self.rotation_period_hours),
+            token_lifetime_seconds: other.token_lifetime_seconds.or(self.token_lifetime_seconds),
+            log_retention_days: other.log_retention_days.or(self.log_retention_days),
+            function_memory_mb: other.function_memory_mb.or(self.function_memory_mb),
+            function_timeout_seconds: other
+                .function_timeout_seconds
+                .or(self.function_timeout_seconds),
+            artifacts_bucket: other.artifacts_bucket.or(self.artifacts_bucket),
+            artifacts_stack_name: other.artifacts_stack_name.or(self.artifacts_stack_name),
+            allow_local_endpoint: other.allow_local_endpoint.or(self.allow_local_endpoint),
+        }
+    }
+
+    /// Validates every field and fills in defaults. `env_region` is the
+    /// region from the environment (`AWS_REGION`), used only when neither
+    /// the file nor a flag sets one.
+    pub fn validate(self, env_region: Option<String>) -> Result<Settings, ConfigError> {
+        let stack_name = required(
+            "stack_name",
+            self.stack_name,
+            "set `stack_name` in the settings file or pass --stack-name",
+        )?;
+        validate_stack_name(&stack_name)?;
+
+        let region = self
+            .region
+            .or(env_region)
+            .ok_or_else(|| ConfigError::Missing {
+                field: "region",
+                fix: "set `region` in the settings file, pass --region, or set AWS_REGION".into(),
+            })?;
+        validate_region(&region)?;
+
+        let endpoint = required(
+            "cluster_endpoint",
+            self.cluster_endpoint,
+            "set `cluster_endpoint` to the cluster's hostname, <cluster-id>.dsql.<region>.on.aws",
+        )?;
+        let allow_local = self.allow_local_endpoint.unwrap_or(false);
+        let endpoint_cluster_id = validate_endpoint(&endpoint, &region, allow_local)?;
+        let cluster_id = match self.cluster_id {
+            Some(id) => validate_cluster_id(id)?,
+            None => endpoint_cluster_id,
+        };
+
+        let database_user =
+            validate_database_user(self.database_user.unwrap_or_else(|| "admin".into()))?;
+        let database_name =
+            validate_database_name(self.database_name.unwrap_or_else(|| "postgres".into()))?;
+        let database_port = validate_port(self.database_port.unwrap_or(5432))?;
+
+        let secret_name = match self.secret_name {
+            Some(name) => validate_secret_name(name)?,
+            None => format!("{stack_name}/dsql-auth-token"),
+        };
+
+        let schedule_text = self
+            .rotation_schedule
+            .unwrap_or_else(|| "rate(4 hours)".into());
+        let schedule = schedule::parse(&schedule_text, self.rotation_period_hours)?;
+        let rotation_window_hours =
+            validate_window(self.rotation_window_hours.unwrap_or(1), &schedule)?;
+        let period = schedule.interval_seconds() + u64::from(rotation_window_hours) * 3600;
+        let token_lifetime_seconds =
+            validate_lifetime(self.token_lifetime_seconds, &schedule, period)?;
+
+        let log_retention_days = validate_retention(self.log_retention_days.unwrap_or(30))?;
+        let function_memory_mb = validate_range(
+            "function_memory_mb",
+            self.function_memory_mb.unwrap_or(128),
+            128,
+            10_240,
+        )?;
+        let function_timeout_seconds = validate_range(
+            "function_timeout_seconds",
+            self.function_timeout_seconds.unwrap_or(30),
+            5,
+            900,
+        )?;
+
+        let artifacts_bucket = self.artifacts_bucket.map(validate_bucket).transpose()?;
+        let artifacts_stack_name = self
+            .artifacts_stack_name
+            .unwrap_or_else(|| "dsql-token-rotation-artifacts".into());
+        validate_stack_name_field("artifacts_stack_name", &artifacts_stack_name)?;
+
+        Ok(Settings {
+            stack_name,
+            region,
+            cluster_endpoint: endpoint,
+            cluster_id,
+            database_user,
+            database_name,
+            database_port,
+            secret_name,
+            schedule,
+            rotation_window_hours,
+            token_lifetime_seconds,
+            log_retention_days,
+            function_memory_mb,
+            function_timeout_seconds,
+            artifacts_bucket,
+            artifacts_stack_name,
+        })
+    }
+}
+
+fn reject_unknown_keys(value: &serde_yaml::Value, origin: &str) -> Result<(), ConfigError> {
+    let Some(mapping) = value.as_mapping() else {
+        return Ok(());
+    };
+
+    for key in mapping.keys() {
+        let key = key.as_str().unwrap_or_default();
+        if SETTING_NAMES.contains(&key) {
+            continue;
+        }
+
+        let hint = match nearest_setting(key) {
+            Some(name) => format!("; did you mean `{name}`?"),
+            None => format!("; valid settings are: {}", SETTING_NAMES.join(", ")),
+        };
+        return Err(ConfigError::UnknownKey {
+            path: origin.to_string(),
+            key: key.to_string(),
+            hint,
+        });
+    }
+    Ok(())
+}
+
+/// Returns the setting name closest to `key`, if one is close enough to be a typo.
+pub fn nearest_setting(key: &str) -> Option<&'static str> {
+    let mut distances: BTreeMap<usize, &'static str> = BTreeMap::new();
+    for name in SETTING_NAMES {
+        distances.entry(edit_distance(key, name)).or_insert(name);
+    }
+
+    let (distance, name) = distances.into_iter().next()?;
+    let limit = (key.len() / 3).max(2);
+    (distance <= limit).then_some(name)
+}
+
+/// Levenshtein distance between two strings, counted in characters.
+fn edit_distance(left: &str, right: &str) -> usize {
+    let right: Vec<char> = right.chars().collect();
+    let mut previous: Vec<usize> = (0..=right.len()).collect();
+
+    for (i, left_char) in left.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, right_char) in right.iter().enumerate() {
+            let substitution = previous[j] + usize::from(left_char != *right_char);
+            let insertion = current[j] + 1;
+            let deletion = previous[j + 1] + 1;
+            current.push(substitution.min(insertion).min(deletion));
+        }
+        previous = current;
+    }
+    previous[right.len()]
+}
+
+fn required(field: &'static str, value: Option<String>, fix: &str) -> Result<String, ConfigError> {
+    match value {
+        Some(value) if !value.trim().is_empty() => Ok(value),
+        _ => Err(ConfigError::Missing {
+            field,
+            fix: fix.to_string(),
+        }),
+    }
+}
+
+fn invalid(field: &'static str, value: impl ToString, fix: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        value: value.to_string(),
+        fix: fix.into(),
+    }
+}
+
+fn validate_stack_name(name: &str) -> Result<(), ConfigError> {
+    validate_stack_name_field("stack_name", name)?;
+
+    // The function is named `<stack_name>-rotator`, and Lambda names stop at 64 characters.
+    if name.len() > 56 {
+        return Err(invalid("stack_name", name, "use at most 56 characters, because the rotation function is named <stack_name>-rotator"));
+    }
+    Ok(())
+}
+
+fn validate_stack_name_field(field: &'static str, name: &str) -> Result<(), ConfigError> {
+    let mut chars = name.chars();
+    let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+    let rest_valid = chars.all(|c| c.is_ascii_alphanumeric() || c == '-');
+
+    if !starts_with_letter || !rest_valid || name.len() > 128 {
+        return Err(invalid(field, name, "use a CloudFormation stack name: a letter, then letters, digits and hyphens, at most 128 characters"));
+    }
+    Ok(())
+}
+
+fn validate_region(region: &str) -> Result<(), ConfigError> {
+    let parts: Vec<&str> = region.split('-').collect();
+    let shaped = parts.len() >= 3
+        && parts.iter().all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|last| last.chars().all(|c| c.is_ascii_digit()));
+
+    if !shaped {
+        return Err(invalid(
+            "region",
+            region,
+            "use an AWS region code such as us-east-1",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the endpoint's shape and returns the cluster id it names.
+fn validate_endpoint(
+    endpoint: &str,
+    region: &str,
+    allow_local: bool,
+) -> Result<String, ConfigError> {
+    if LOCAL_HOSTS.contains(&endpoint) {
+        if allow_local {
+            return Ok(LOCAL_CLUSTER_ID.to_string());
+        }
+        return Err(invalid("cluster_endpoint", endpoint, "use the cluster's hostname, <cluster-id>.dsql.<region>.on.aws; a local test server needs `allow_local_endpoint: true`"));
+    }
+
+    let expected_suffix = format!(".dsql.{region}.on.aws");
+    let Some(cluster_id) = endpoint.strip_suffix(&expected_suffix) else {
+        let fix = if endpoint.ends_with(".on.aws") && endpoint.contains(".dsql.") {
+            format!("the endpoint is in another region than `region` {region}; use a cluster in {region} or change `region`")
+        } else {
+            format!("use the cluster's hostname, <cluster-id>{expected_suffix}, without scheme, port or path")
+        };
+        return Err(invalid("cluster_endpoint", endpoint, fix));
+    };
+
+    validate_cluster_id(cluster_id.to_string()).map_err(|_| {
+        invalid(
+            "cluster_endpoint",
+            endpoint,
+            "the cluster id before .dsql. must be lowercase letters and digits",
+        )
+    })
+}
+
+fn validate_cluster_id(id: String) -> Result<String, ConfigError> {
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    {
+        return Err(invalid(
+            "cluster_id",
+            id,
+            "use the cluster identifier: lowercase letters and digits",
+        ));
+    }
+    Ok(id)
+}
+
+fn validate_database_user(user: String) -> Result<String, ConfigError> {
+    if user.eq_ignore_ascii_case("admin") {
+        return Ok("admin".into());
+    }
+
+    let mut chars = user.chars();
+    let first_valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let rest_valid = chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+    if !first_valid || !rest_valid || user.len() > 63 {
+        return Err(invalid("database_user", user, "use a PostgreSQL role name: a letter or underscore, then letters, digits, _ or $, at most 63 characters"));
+    }
+    Ok(user)
+}
+
+fn validate_database_name(name: String) -> Result<String, ConfigError> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(invalid("database_name", name, "use a database name of letters, digits and _, at most 63 characters (DSQL has one database, postgres)"));
+    }
+    Ok(name)
+}
+
+fn validate_port(port: u16) -> Result<u16, ConfigError> {
+    if port == 0 {
+        return Err(invalid(
+            "database_port",
+            port,
+            "use a TCP port from 1 to 65535; DSQL listens on 5432",
+        ));
+    }
+    Ok(port)
+}
+
+fn validate_secret_name(name: String) -> Result<String, ConfigError> {
+    let valid_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c));
+    // Secrets Manager appends -<6 characters> to ARNs, so a name ending in
+    // that shape makes partial-ARN lookups ambiguous.
+    let ends_like_suffix = name.len() > 7 && name.as_bytes()[name.len() - 7] == b'-';
+
+    if name.is_empty() || name.len() > 512 || !valid_chars || ends_like_suffix {
+        return Err(invalid("secret_name", name, "use 1 to 512 characters of letters, digits and /_+=.@-, not ending in a hyphen followed by six characters"));
+    }
+    Ok(name)
+}
+
+fn validate_window(hours: u32, schedule: &Schedule) -> Result<u32, ConfigError> {
+    let interval_hours = schedule.interval_seconds() / 3600;
+    if hours == 0 || hours > 24 || u64::from(hours) >= interval_hours {
+        return Err(invalid("rotation_window_hours", hours, format!("use a whole number of hours from 1 to 24 that is shorter than the schedule's interval of {interval_hours} hours")));
+    }
+    Ok(hours)
+}
+
+/// Validates the token lifetime, or picks a default that outlives two rotation periods.
+fn validate_lifetime(
+    requested: Option<u64>,
+    schedule: &Schedule,
+    period: u64,
+) -> Result<u64, ConfigError> {
+    let minimum = 2 * schedule.interval_seconds();
+    let Some(lifetime) = requested else {
+        return Ok((2 * period).clamp(28_800, MAX_TOKEN_LIFETIME_SECONDS));
+    };
+
+    if lifetime > MAX_TOKEN_LIFETIME_SECONDS {
+        return Err(invalid("token_lifetime_seconds", lifetime, format!("use at most {MAX_TOKEN_LIFETIME_SECONDS} seconds (7 days), the longest DSQL accepts")));
+    }
+    if lifetime < minimum || lifetime <= period {
+        return Err(invalid("token_lifetime_seconds", lifetime, format!("use at least {} seconds, twice the schedule's interval, so a token outlives a missed rotation", minimum.max(period + 1))));
+    }
+    Ok(lifetime)
+}
+
+fn validate_retention(days: u32) -> Result<u32, ConfigError> {
+    if !LOG_RETENTION_DAYS.contains(&days) {
+        let allowed: Vec<String> = LOG_RETENTION_DAYS.iter().map(u32::to_string).collect();
+        return Err(invalid(
+            "log_retention_days",
+            days,
+            format!(
+                "use one of the values CloudWatch Logs accepts: {}",
+                allowed.join(", ")
+            ),
+        ));
+    }
+    Ok(days)
+}
+
+fn validate_range(field: &'static str, value: u32, min: u32, max: u32) -> Result<u32, ConfigError> {
+    if !(min..=max).contains(&value) {
+        return Err(invalid(
+            field,
+            value,
+            format!("use a value from {min} to {max}"),
+        ));
+    }
+    Ok(value)
+}
+
+fn validate_bucket(bucket: String) -> Result<String, ConfigError> {
+    let valid_chars = bucket
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    let valid_ends = bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
+
+    if !(3..=63).contains(&bucket.len()) || !valid_chars || !valid_ends {
+        return Err(invalid("artifacts_bucket", bucket, "use an S3 bucket name: 3 to 63 lowercase letters, digits, hyphens and dots, starting and ending with a letter or digit"));
+    }
+    Ok(bucket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ENDPOINT: &str = "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws";
+
+    fn minimal() -> RawSettings {
+        RawSettings {
+            stack_name: Some("dsql-tokens".into()),
+            region: Some("us-east-1".into()),
+            cluster_endpoint: Some(ENDPOINT.into()),
+            ..RawSettings::default()
+        }
+    }
+
+    fn invalid_field(result: Result<Settings, ConfigError>) -> (&'static str, String, String) {
+        match result {
+            Err(ConfigError::Invalid { field, value, fix }) => (field, value, fix),
+            other => panic!("expected an invalid-setting error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn minimal_settings_get_defaults() {
+        let settings = minimal().validate(None).unwrap();
+
+        assert_eq!(settings.cluster_id, "abcdefghijklmnopqrstuvwxyz");
+        assert_eq!(settings.database_user, "admin");
+        assert_eq!(settings.database_name, "postgres");
+        assert_eq!(settings.database_port, 5432);
+        assert_eq!(settings.secret_name, "dsql-tokens/dsql-auth-token");
+        assert_eq!(settings.schedule.expression(), "rate(4 hours)");
+        assert_eq!(settings.rotation_period_seconds(), 5 * 3600);
+        assert_eq!(settings.token_lifetime_seconds, 36_000);
+        assert_eq!(settings.log_retention_days, 30);
+    }
+
+    #[test]
+    fn missing_region_names_all_sources() {
+        let raw = RawSettings {
+            region: None,
+            ..minimal()
+        };
+
+        let err = raw.validate(None).unwrap_err();
+
+        let message = err.to_string();
+        assert!(message.contains("`region`"), "{message}");
+        assert!(message.contains("--region"), "{message}");
+        assert!(message.contains("AWS_REGION"), "{message}");
+    }
+
+    #[test]
+    fn region_from_environment_is_last_resort() {
+        let from_env = RawSettings {
+            region: None,
+            ..minimal()
+        }
+        .validate(Some("us-east-1".into()));
+        let file_wins = minimal().validate(Some("eu-west-1".into()));
+
+        assert_eq!(from_env.unwrap().region, "us-east-1");
+        assert_eq!(file_wins.unwrap().region, "us-east-1");
+    }
+
+    #[test]
+    fn endpoint_that_is_not_dsql_is_rejected() {
+        let raw = RawSettings {
+            cluster_endpoint: Some("mydb.cluster-abc.us-east-1.rds.amazonaws.com".into()),
+            ..minimal()
+        };
+
+        let (field, value, fix) = invalid_field(raw.validate(None));
+
+        assert_eq!(field, "cluster_endpoint");
+        assert_eq!(value, "mydb.cluster-abc.us-east-1.rds.amazonaws.com");
+        assert!(fix.contains(".dsql.us-east-1.on.aws"), "{fix}");
+    }
+
+    #[test]
+    fn endpoint_with_scheme_is_rejected() {
+        let raw = RawSettings {
+            cluster_endpoint: Some(format!("postgres://{ENDPOINT}:5432")),
+            ..minimal()
+        };
+
+        let (field, _, fix) = invalid_field(raw.validate(None));
+
+        assert_eq!(field, "cluster_endpoint");
+        assert!(fix.contains("without scheme, port or path"), "{fix}");
+    }
+
+    #[test]
+    fn endpoint_in_other_region_is_rejected() {
+        let raw = RawSettings {
+            cluster_endpoint: Some("abc.dsql.eu-west-1.on.aws".into()),
+            ..minimal()
+        };
+
+        let (_, _, fix) = invalid_field(raw.validate(None));
+
+        assert!(fix.contains("another region"), "{fix}");
+    }
+
+    #[test]
+    fn local_endpoint_needs_explicit_allow() {
+        let denied = RawSettings {
+            cluster_endpoint: Some("localhost".into()),
+            ..minimal()
+        };
+        let allowed = RawSettings {
+            allow_local_endpoint: Some(true),
+            ..denied.clone()
+        };
+
+        let (_, _, fix) = invalid_field(denied.validate(None));
+        let settings = allowed.validate(None).unwrap();
+
+        assert!(fix.contains("allow_local_endpoint"), "{fix}");
+        assert_eq!(settings.cluster_endpoint, "localhost");
+        assert_eq!(settings.cluster_id, "local");
+    }
+
+    #[test]
+    fn unknown_key_suggests_nearest() {
+        let err = RawSettings::from_yaml("stack_name: a\nregoin: us-east-1\n", "deploy.yaml")
+            .unwrap_err();
+
+        let message = err.to_string();
+        assert!(message.contains("unknown setting `regoin`"), "{message}");
+        assert!(message.contains("did you mean `region`?"), "{message}");
+    }
+
+    #[test]
+    fn unknown_key_without_neighbour_lists_all() {
+        let err = RawSettings::from_yaml("colour: blue\n", "deploy.yaml").unwrap_err();
+
+        let message = err.to_string();
+        assert!(
+            message.contains("valid settings are: stack_name"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn invalid_stack_names_are_rejected() {
+        for name in ["1stack", "my_stack", "stack name", "", &"a".repeat(57)] {
+            let raw = RawSettings {
+                stack_name: Some(name.to_string()),
+                ..minimal()
+            };
+
+            let result = raw.validate(None);
+
+            match result {
+                Err(ConfigError::Invalid {
+                    field: "stack_name",
+                    ..
+                })
+                | Err(ConfigError::Missing {
+                    field: "stack_name",
+                    ..
+                }) => {}
+                other => panic!("stack name {name:?} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn admin_user_is_case_insensitive() {
+        let raw = RawSettings {
+            database_user: Some("ADMIN".into()),
+            ..minimal()
+        };
+
+        let settings = raw.validate(None).unwrap();
+
+        assert_eq!(settings.database_user, "admin");
+    }
+
+    #[test]
+    fn token_lifetime_bounds_are_enforced() {
+        let too_long = RawSettings {
+            token_lifetime_seconds: Some(604_801),
+            ..minimal()
+        };
+        let too_short = RawSettings {
+            token_lifetime_seconds: Some(7200),
+            ..minimal()
+        };
+        let at_max = RawSettings {
+            token_lifetime_seconds: Some(604_800),
+            ..minimal()
+        };
+
+        let (_, _, long_fix) = invalid_field(too_long.validate(None));
+        let (_, _, short_fix) = invalid_field(too_short.validate(None));
+
+        assert!(long_fix.contains("604800"), "{long_fix}");
+        assert!(short_fix.contains("28800"), "{short_fix}");
+        assert_eq!(
+            at_max.validate(None).unwrap().token_lifetime_seconds,
+            604_800
+        );
+    }
+
+    #[test]
+    fn log_retention_must_be_cloudwatch_value() {
+        let raw = RawSettings {
+            log_retention_days: Some(31),
+            ..minimal()
+        };
+
+        let (field, value, fix) = invalid_field(raw.validate(None));
+
+        assert_eq!(field, "log_retention_days");
+        assert_eq!(value, "31");
+        assert!(fix.contains("30, 60"), "{fix}");
+    }
+
+    #[test]
+    fn flags_overlay_file() {
+        let file =
+            RawSettings::from_yaml("stack_name: from-file\nregion: eu-west-1\n", "deploy.yaml")
+                .unwrap();
+        let flags = RawSettings {
+            stack_name: Some("from-flag".into()),
+            ..RawSettings::default()
+        };
+
+        let merged = file.overlay(flags);
+
+        assert_eq!(merged.stack_name.as_deref(), Some("from-flag"));
+        assert_eq!(merged.region.as_deref(), Some("eu-west-1"));
+    }
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        assert_eq!(edit_distance("region", "region"), 0);
+        assert_eq!(edit_distance("regoin", "region"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+}

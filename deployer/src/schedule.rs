@@ -1,0 +1,177 @@
+//! Secrets Manager rotation schedules: `rate(...)` and `cron(...)` expressions.
+
+use crate::config::ConfigError;
+
+/// Shortest interval between rotations that Secrets Manager accepts.
+const MIN_INTERVAL_HOURS: u64 = 4;
+
+/// A rotation schedule and the longest interval it leaves between rotations.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    /// `rate(N hours)` or `rate(N days)`, stored in hours.
+    Rate { hours: u64, expression: String },
+    /// `cron(...)`, whose longest gap the user states in hours.
+    Cron {
+        expression: String,
+        period_hours: u64,
+    },
+}
+
+impl Schedule {
+    /// The expression as Secrets Manager receives it.
+    pub fn expression(&self) -> &str {
+        match self {
+            Schedule::Rate { expression, .. } | Schedule::Cron { expression, .. } => expression,
+        }
+    }
+
+    /// Longest time between two scheduled rotations, in seconds.
+    pub fn interval_seconds(&self) -> u64 {
+        match self {
+            Schedule::Rate { hours, .. } => hours * 3600,
+            Schedule::Cron { period_hours, .. } => period_hours * 3600,
+        }
+    }
+}
+
+/// Parses a schedule expression. A `cron(...)` expression needs
+/// `period_hours`, because its longest gap is not derived here.
+pub fn parse(text: &str, period_hours: Option<u32>) -> Result<Schedule, ConfigError> {
+    let text = text.trim();
+
+    if let Some(body) = text
+        .strip_prefix("rate(")
+        .and_then(|rest| rest.strip_suffix(')'))
+    {
+        return parse_rate(text, body);
+    }
+    if text.starts_with("cron(") && text.ends_with(')') {
+        return parse_cron(text, period_hours);
+    }
+
+    Err(invalid(
+        text,
+        "use rate(N hours) with N >= 4, rate(N days), or cron(...)",
+    ))
+}
+
+fn parse_rate(text: &str, body: &str) -> Result<Schedule, ConfigError> {
+    let mut words = body.split_whitespace();
+    let (Some(count), Some(unit), None) = (words.next(), words.next(), words.next()) else {
+        return Err(invalid(
+            text,
+            "write the rate as rate(N hours) or rate(N days)",
+        ));
+    };
+    let Ok(count) = count.parse::<u64>() else {
+        return Err(invalid(
+            text,
+            "the rate's count must be a whole number, as in rate(4 hours)",
+        ));
+    };
+
+    let hours = match unit {
+        "hour" | "hours" => count,
+        "day" | "days" => count * 24,
+        _ => {
+            return Err(invalid(
+                text,
+                "use hours or days as the unit, as in rate(4 hours)",
+            ))
+        }
+    };
+    if hours < MIN_INTERVAL_HOURS {
+        return Err(invalid(text, "rotate at most every 4 hours, the shortest interval Secrets Manager accepts: rate(4 hours)"));
+    }
+
+    Ok(Schedule::Rate {
+        hours,
+        expression: text.to_string(),
+    })
+}
+
+fn parse_cron(text: &str, period_hours: Option<u32>) -> Result<Schedule, ConfigError> {
+    let fields = text["cron(".len()..text.len() - 1]
+        .split_whitespace()
+        .count();
+    if fields != 6 {
+        return Err(invalid(
+            text,
+            "a cron expression has six fields: minutes hours day-of-month month day-of-week year",
+        ));
+    }
+
+    let Some(period_hours) = period_hours else {
+        return Err(ConfigError::Missing {
+            field: "rotation_period_hours",
+            fix: format!("set `rotation_period_hours` to the longest gap in hours between two runs of {text}, so token lifetimes can be checked"),
+        });
+    };
+    if u64::from(period_hours) < MIN_INTERVAL_HOURS {
+        return Err(ConfigError::Invalid {
+            field: "rotation_period_hours",
+            value: period_hours.to_string(),
+            fix: "Secrets Manager rotates at most every 4 hours; use 4 or more".into(),
+        });
+    }
+
+    Ok(Schedule::Cron {
+        expression: text.to_string(),
+        period_hours: u64::from(period_hours),
+    })
+}
+
+fn invalid(text: &str, fix: &str) -> ConfigError {
+    ConfigError::Invalid {
+        field: "rotation_schedule",
+        value: text.to_string(),
+        fix: fix.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_in_hours_and_days() {
+        let hours = parse("rate(4 hours)", None).unwrap();
+        let days = parse("rate(1 day)", None).unwrap();
+
+        assert_eq!(hours.interval_seconds(), 4 * 3600);
+        assert_eq!(days.interval_seconds(), 24 * 3600);
+        assert_eq!(days.expression(), "rate(1 day)");
+    }
+
+    #[test]
+    fn rate_under_four_hours_is_rejected() {
+        let err = parse("rate(3 hours)", None).unwrap_err();
+
+        assert!(err.to_string().contains("rate(3 hours)"), "{err}");
+        assert!(err.to_string().contains("every 4 hours"), "{err}");
+    }
+
+    #[test]
+    fn malformed_rates_are_rejected() {
+        for text in [
+            "rate(four hours)",
+            "rate(4 minutes)",
+            "rate(4)",
+            "every 4 hours",
+        ] {
+            assert!(parse(text, None).is_err(), "{text} was accepted");
+        }
+    }
+
+    #[test]
+    fn cron_needs_period() {
+        let missing = parse("cron(0 */6 * * ? *)", None).unwrap_err();
+        let given = parse("cron(0 */6 * * ? *)", Some(6)).unwrap();
+
+        assert!(
+            missing.to_string().contains("rotation_period_hours"),
+            "{missing}"
+        );
+        assert_eq!(given.interval_seconds(), 6 * 3600);
+    }
+}

@@ -1,0 +1,564 @@
+//! CloudFormation stacks: apply a template through a change set, delete, and
+//! follow stack events until the stack settles.
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_cloudformation::types::{
+    Capability, ChangeSetStatus, ChangeSetType, Stack, StackEvent,
+};
+use aws_sdk_cloudformation::Client;
+
+use crate::progress::Reporter;
+
+/// Longest pause between two polls of a stack or change set.
+const MAX_POLL_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A CloudFormation call or stack operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("{operation} on stack {stack} failed: {message}")]
+    Aws {
+        operation: &'static str,
+        stack: String,
+        message: String,
+    },
+
+    #[error("change set for stack {stack} failed: {reason}")]
+    ChangeSetFailed { stack: String, reason: String },
+
+    #[error("stack {stack} ended in {status}{}", format_failures(.failures))]
+    Failed {
+        stack: String,
+        status: String,
+        failures: Vec<ResourceFailure>,
+    },
+
+    #[error("stack {stack} is in UPDATE_ROLLBACK_FAILED; fix the resources named in its events, then run `aws cloudformation continue-update-rollback --stack-name {stack}` and run this command again")]
+    RollbackFailed { stack: String },
+}
+
+/// A resource that failed during a stack operation, with CloudFormation's reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceFailure {
+    pub logical_id: String,
+    pub resource_type: String,
+    pub status: String,
+    pub reason: String,
+}
+
+fn format_failures(failures: &[ResourceFailure]) -> String {
+    failures
+        .iter()
+        .map(|failure| {
+            format!(
+                "\n  {} ({}) {}: {}",
+                failure.logical_id, failure.resource_type, failure.status, failure.reason
+            )
+        })
+        .collect()
+}
+
+/// One resource change that a change set would make.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedChange {
+    pub action: String,
+    pub logical_id: String,
+    pub resource_type: String,
+    pub replacement: bool,
+}
+
+/// What `apply` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// What `delete` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    AlreadyAbsent,
+}
+
+/// A stack's name, status and outputs.
+#[derive(Debug, Clone)]
+pub struct StackState {
+    pub status: String,
+    pub outputs: Vec<(String, String)>,
+}
+
+/// CloudFormation operations on one stack.
+pub struct Stacks<'a> {
+    client: &'a Client,
+    reporter: &'a dyn Reporter,
+}
+
+impl<'a> Stacks<'a> {
+    pub fn new(client: &'a Client, reporter: &'a dyn Reporter) -> Self {
+        Stacks { client, reporter }
+    }
+
+    /// Returns the stack's state, or `None` when no such stack exists.
+    pub async fn describe(&self, stack: &str) -> Result<Option<StackState>, StackError> {
+        let response = self.client.describe_stacks().stack_name(stack).send().await;
+        let stacks = match response {
+            Ok(output) => output.stacks.unwrap_or_default(),
+            Err(err) if is_missing_stack(&err) => return Ok(None),
+            Err(err) => return Err(aws_error("DescribeStacks", stack, err)),
+        };
+
+        Ok(stacks.first().map(stack_state))
+    }
+
+    /// Creates or updates the stack from `template` through a change set and
+    /// waits until it settles.
+    pub async fn apply(&self, stack: &str, template: &str) -> Result<ApplyOutcome, StackError> {
+        let change_type = self.prepare(stack).await?;
+        let change_set = format!("deployer-{}", unix_millis());
+
+        self.create_change_set(stack, &change_set, template, &change_type)
+            .await?;
+        let Some(changes) = self.wait_for_change_set(stack, &change_set).await? else {
+            self.delete_change_set(stack, &change_set).await?;
+            self.reporter.note(&format!("stack {stack}: no changes"));
+            return Ok(ApplyOutcome::Unchanged);
+        };
+
+        self.reporter.planned(stack, &changes);
+        let started = SystemTime::now();
+        self.client
+            .execute_change_set()
+            .stack_name(stack)
+            .change_set_name(&change_set)
+            .send()
+            .await
+            .map_err(|err| aws_error("ExecuteChangeSet", stack, err))?;
+
+        self.wait_until_settled(stack, started).await?;
+        match change_type {
+            ChangeSetType::Create => Ok(ApplyOutcome::Created),
+            _ => Ok(ApplyOutcome::Updated),
+        }
+    }
+
+    /// Brings the stack to a state a change set can start from and returns
+    /// the change set type to use.
+    async fn prepare(&self, stack: &str) -> Result<ChangeSetType, StackError> {
+        loop {
+            let Some(state) = self.describe(stack).await? else {
+                return Ok(ChangeSetType::Create);
+            };
+
+            match state.status.as_str() {
+                // A stack created by a change set that never ran has no resources.
+                "REVIEW_IN_PROGRESS" => return Ok(ChangeSetType::Create),
+                "ROLLBACK_COMPLETE" => {
+                    self.reporter.note(&format!("stack {stack} is in ROLLBACK_COMPLETE after a failed create; deleting it to create it again"));
+                    self.delete(stack).await?;
+                    return Ok(ChangeSetType::Create);
+                }
+                "UPDATE_ROLLBACK_FAILED" => {
+                    return Err(StackError::RollbackFailed {
+                        stack: stack.into(),
+                    });
+                }
+                status if status.ends_with("_IN_PROGRESS") => {
+                    self.reporter.note(&format!(
+                        "stack {stack} is in {status}; waiting for it to settle"
+                    ));
+                    self.wait_until_settled_quietly(stack).await?;
+                }
+                _ => return Ok(ChangeSetType::Update),
+            }
+        }
+    }
+
+    async fn create_change_set(
+        &self,
+        stack: &str,
+        change_set: &str,
+        template: &str,
+        change_type: &ChangeSetType,
+    ) -> Result<(), StackError> {
+        self.client
+            .create_change_set()
+            .stack_name(stack)
+            .change_set_name(change_set)
+            .change_set_type(change_type.clone())
+            .template_body(template)
+            .capabilities(Capability::CapabilityIam)
+            .description("Created by the DSQL token rotation deployer")
+            .send()
+            .await
+            .map_err(|err| aws_error("CreateChangeSet", stack, err))?;
+
+        tracing::info!(
+            stack,
+            change_set,
+            change_type = change_type.as_str(),
+            "created change set"
+        );
+        Ok(())
+    }
+
+    /// Waits for the change set; returns its changes, or `None` when it has none.
+    async fn wait_for_change_set(
+        &self,
+        stack: &str,
+        change_set: &str,
+    ) -> Result<Option<Vec<PlannedChange>>, StackError> {
+        let mut poll = Poll::new();
+        loop {
+            let output = self
+                .client
+                .describe_change_set()
+                .stack_name(stack)
+                .change_set_name(change_set)
+                .send()
+                .await
+                .map_err(|err| aws_error("DescribeChangeSet", stack, err))?;
+
+            match output.status() {
+                Some(ChangeSetStatus::CreateComplete) => {
+                    return Ok(Some(
+                        output.changes().iter().filter_map(planned_change).collect(),
+                    ));
+                }
+                Some(ChangeSetStatus::Failed) => {
+                    let reason = output
+                        .status_reason()
+                        .unwrap_or("no reason given")
+                        .to_string();
+                    if is_no_changes_reason(&reason) {
+                        return Ok(None);
+                    }
+                    return Err(StackError::ChangeSetFailed {
+                        stack: stack.into(),
+                        reason,
+                    });
+                }
+                _ => poll.wait().await,
+            }
+        }
+    }
+
+    async fn delete_change_set(&self, stack: &str, change_set: &str) -> Result<(), StackError> {
+        self.client
+            .delete_change_set()
+            .stack_name(stack)
+            .change_set_name(change_set)
+            .send()
+            .await
+            .map_err(|err| aws_error("DeleteChangeSet", stack, err))?;
+        Ok(())
+    }
+
+    /// Deletes the stack and waits until it is gone. A missing stack is success.
+    pub async fn delete(&self, stack: &str) -> Result<DeleteOutcome, StackError> {
+        let Some(state) = self.describe(stack).await? else {
+            self.reporter
+                .note(&format!("stack {stack} does not exist; nothing to delete"));
+            return Ok(DeleteOutcome::AlreadyAbsent);
+        };
+        if state.status.ends_with("_IN_PROGRESS") && state.status != "DELETE_IN_PROGRESS" {
+            self.reporter.note(&format!(
+                "stack {stack} is in {}; waiting for it to settle",
+                state.status
+            ));
+            self.wait_until_settled_quietly(stack).await?;
+        }
+
+        let started = SystemTime::now();
+        self.client
+            .delete_stack()
+            .stack_name(stack)
+            .send()
+            .await
+            .map_err(|err| aws_error("DeleteStack", stack, err))?;
+        tracing::info!(stack, "deleting stack");
+
+        self.wait_until_settled(stack, started).await?;
+        Ok(DeleteOutcome::Deleted)
+    }
+
+    /// Follows events until the stack reaches a final status; a failed
+    /// status becomes an error listing every failed resource.
+    async fn wait_until_settled(&self, stack: &str, started: SystemTime) -> Result<(), StackError> {
+        let mut seen = HashSet::new();
+        let mut poll = Poll::new();
+        loop {
+            let events = self.new_events(stack, started, &mut seen).await?;
+            for event in &events {
+                self.reporter.event(stack, event);
+            }
+
+            let Some(state) = self.describe(stack).await? else {
+                return Ok(());
+            };
+            if !state.status.ends_with("_IN_PROGRESS") {
+                return self.settled_result(stack, &state.status, started).await;
+            }
+            poll.wait().await;
+        }
+    }
+
+    async fn wait_until_settled_quietly(&self, stack: &str) -> Result<(), StackError> {
+        let mut poll = Poll::new();
+        while let Some(state) = self.describe(stack).await? {
+            if !state.status.ends_with("_IN_PROGRESS") {
+                break;
+            }
+            poll.wait().await;
+        }
+        Ok(())
+    }
+
+    async fn settled_result(
+        &self,
+        stack: &str,
+        status: &str,
+        started: SystemTime,
+    ) -> Result<(), StackError> {
+        if is_success(status) {
+            return Ok(());
+        }
+
+        let failures = self.failures_since(stack, started).await?;
+        Err(StackError::Failed {
+            stack: stack.into(),
+            status: status.into(),
+            failures,
+        })
+    }
+
+    async fn failures_since(
+        &self,
+        stack: &str,
+        started: SystemTime,
+    ) -> Result<Vec<ResourceFailure>, StackError> {
+        let mut seen = HashSet::new();
+        let events = self.new_events(stack, started, &mut seen).await?;
+
+        let failures = events
+            .iter()
+            .filter(|event| event.status.ends_with("_FAILED"))
+            .map(|event| ResourceFailure {
+                logical_id: event.logical_id.clone(),
+                resource_type: event.resource_type.clone(),
+                status: event.status.clone(),
+                reason: event
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "no reason given".into()),
+            })
+            .collect();
+        Ok(failures)
+    }
+
+    /// Returns the stack's events since `started` that are not in `seen`, oldest first.
+    async fn new_events(
+        &self,
+        stack: &str,
+        started: SystemTime,
+        seen: &mut HashSet<String>,
+    ) -> Result<Vec<ResourceEvent>, StackError> {
+        let response = self
+            .client
+            .describe_stack_events()
+            .stack_name(stack)
+            .send()
+            .await;
+        let events = match response {
+            Ok(output) => output.stack_events.unwrap_or_default(),
+            Err(err) if is_missing_stack(&err) => return Ok(Vec::new()),
+            Err(err) => return Err(aws_error("DescribeStackEvents", stack, err)),
+        };
+
+        let cutoff = started - Duration::from_secs(2);
+        let mut fresh: Vec<ResourceEvent> = events
+            .iter()
+            .filter(|event| event_time(event).is_some_and(|time| time >= cutoff))
+            .filter(|event| seen.insert(event.event_id().unwrap_or_default().to_string()))
+            .map(resource_event)
+            .collect();
+        fresh.reverse();
+        Ok(fresh)
+    }
+}
+
+/// One stack event, reduced to what progress output and errors need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceEvent {
+    pub logical_id: String,
+    pub resource_type: String,
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+fn resource_event(event: &StackEvent) -> ResourceEvent {
+    ResourceEvent {
+        logical_id: event.logical_resource_id().unwrap_or_default().to_string(),
+        resource_type: event.resource_type().unwrap_or_default().to_string(),
+        status: event
+            .resource_status()
+            .map(|status| status.as_str().to_string())
+            .unwrap_or_default(),
+        reason: event.resource_status_reason().map(str::to_string),
+    }
+}
+
+fn event_time(event: &StackEvent) -> Option<SystemTime> {
+    let timestamp = event.timestamp()?;
+    SystemTime::try_from(*timestamp).ok()
+}
+
+fn planned_change(change: &aws_sdk_cloudformation::types::Change) -> Option<PlannedChange> {
+    let resource = change.resource_change()?;
+    let replacement = resource
+        .replacement()
+        .is_some_and(|replacement| replacement.as_str() != "False");
+
+    Some(PlannedChange {
+        action: resource
+            .action()
+            .map(|action| action.as_str().to_string())
+            .unwrap_or_default(),
+        logical_id: resource
+            .logical_resource_id()
+            .unwrap_or_default()
+            .to_string(),
+        resource_type: resource.resource_type().unwrap_or_default().to_string(),
+        replacement,
+    })
+}
+
+fn stack_state(stack: &Stack) -> StackState {
+    let outputs = stack
+        .outputs()
+        .iter()
+        .filter_map(|output| {
+            Some((
+                output.output_key()?.to_string(),
+                output.output_value()?.to_string(),
+            ))
+        })
+        .collect();
+
+    StackState {
+        status: stack
+            .stack_status()
+            .map(|status| status.as_str().to_string())
+            .unwrap_or_default(),
+        outputs,
+    }
+}
+
+fn is_success(status: &str) -> bool {
+    matches!(
+        status,
+        "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "IMPORT_COMPLETE" | "DELETE_COMPLETE"
+    )
+}
+
+/// Whether an error says the stack does not exist. CloudFormation reports it
+/// as a generic ValidationError, so the message is the only signal.
+fn is_missing_stack<E: ProvideErrorMetadata>(err: &E) -> bool {
+    err.code() == Some("ValidationError")
+        && err
+            .message()
+            .is_some_and(|message| message.contains("does not exist"))
+}
+
+/// Whether a failed change set's reason means "nothing to change".
+/// CloudFormation words it in two ways, and has no error code for it.
+fn is_no_changes_reason(reason: &str) -> bool {
+    reason.contains("didn't contain changes") || reason.contains("No updates are to be performed")
+}
+
+fn aws_error<E>(operation: &'static str, stack: &str, err: E) -> StackError
+where
+    E: std::error::Error + 'static,
+{
+    StackError::Aws {
+        operation,
+        stack: stack.to_string(),
+        message: DisplayErrorContext(&err).to_string(),
+    }
+}
+
+fn unix_millis() -> u128 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+}
+
+/// Polling with a pause that grows from half a second to `MAX_POLL_INTERVAL`.
+struct Poll {
+    interval: Duration,
+}
+
+impl Poll {
+    fn new() -> Self {
+        Poll {
+            interval: Duration::from_millis(500),
+        }
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.interval).await;
+        self.interval = (self.interval * 3 / 2).min(MAX_POLL_INTERVAL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_no_change_wordings_are_recognised() {
+        assert!(is_no_changes_reason("The submitted information didn't contain changes. Submit different information to create a change set."));
+        assert!(is_no_changes_reason("No updates are to be performed."));
+        assert!(!is_no_changes_reason(
+            "Template format error: Unrecognized resource types"
+        ));
+    }
+
+    #[test]
+    fn failures_are_listed_in_message() {
+        let err = StackError::Failed {
+            stack: "tokens".into(),
+            status: "ROLLBACK_COMPLETE".into(),
+            failures: vec![ResourceFailure {
+                logical_id: "RotatorFunction".into(),
+                resource_type: "AWS::Lambda::Function".into(),
+                status: "CREATE_FAILED".into(),
+                reason: "Code not found".into(),
+            }],
+        };
+
+        let message = err.to_string();
+
+        assert!(
+            message.starts_with("stack tokens ended in ROLLBACK_COMPLETE"),
+            "{message}"
+        );
+        assert!(
+            message
+                .contains("RotatorFunction (AWS::Lambda::Function) CREATE_FAILED: Code not found"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn success_statuses() {
+        assert!(is_success("CREATE_COMPLETE"));
+        assert!(is_success("UPDATE_COMPLETE"));
+        assert!(!is_success("ROLLBACK_COMPLETE"));
+        assert!(!is_success("UPDATE_ROLLBACK_COMPLETE"));
+    }
+}

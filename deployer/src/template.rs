@@ -1,0 +1,198 @@
+//! The CloudFormation templates in `templates/`, rendered with the settings.
+//!
+//! Rendering sets each parameter's `Default` to the value from the settings,
+//! so the rendered text deploys on its own (for example with
+//! `aws cloudformation deploy`) and is exactly what `up` sends.
+
+use serde_yaml::Value;
+
+use crate::config::Settings;
+
+/// The rotation stack's template: secret, policy, schedule, function, role, log group.
+pub const ROTATION_TEMPLATE: &str = include_str!("../../templates/rotation.yaml");
+
+/// The artifacts stack's template: the bucket that holds the rotator's zip.
+pub const ARTIFACTS_TEMPLATE: &str = include_str!("../../templates/artifacts.yaml");
+
+/// Where the rotator's zip lives in S3.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodeLocation {
+    pub bucket: String,
+    pub key: String,
+}
+
+/// A template that does not match the parameters the deployer sets.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("template is not valid YAML: {0}")]
+    Parse(#[from] serde_yaml::Error),
+
+    #[error("template has no parameter `{0}`, which the deployer sets")]
+    MissingParameter(String),
+}
+
+/// Renders the rotation template with the settings and the code location.
+pub fn render_rotation(settings: &Settings, code: &CodeLocation) -> Result<String, TemplateError> {
+    let mut template: Value = serde_yaml::from_str(ROTATION_TEMPLATE)?;
+
+    for (name, value) in rotation_parameters(settings, code) {
+        set_default(&mut template, name, value)?;
+    }
+
+    Ok(serde_yaml::to_string(&template)?)
+}
+
+/// Returns the parameter values for the rotation template, in template order.
+pub fn rotation_parameters(settings: &Settings, code: &CodeLocation) -> Vec<(&'static str, Value)> {
+    vec![
+        ("ClusterEndpoint", settings.cluster_endpoint.clone().into()),
+        ("ClusterId", settings.cluster_id.clone().into()),
+        ("DatabaseUser", settings.database_user.clone().into()),
+        ("DatabaseName", settings.database_name.clone().into()),
+        ("DatabasePort", settings.database_port.into()),
+        ("SecretName", settings.secret_name.clone().into()),
+        ("RotationSchedule", settings.schedule.expression().into()),
+        (
+            "RotationWindow",
+            format!("{}h", settings.rotation_window_hours).into(),
+        ),
+        (
+            "RotationPeriodSeconds",
+            settings.rotation_period_seconds().into(),
+        ),
+        (
+            "TokenLifetimeSeconds",
+            settings.token_lifetime_seconds.into(),
+        ),
+        ("LogRetentionDays", settings.log_retention_days.into()),
+        ("FunctionMemory", settings.function_memory_mb.into()),
+        ("FunctionTimeout", settings.function_timeout_seconds.into()),
+        ("CodeBucket", code.bucket.clone().into()),
+        ("CodeKey", code.key.clone().into()),
+    ]
+}
+
+fn set_default(template: &mut Value, name: &str, value: Value) -> Result<(), TemplateError> {
+    let parameter = template
+        .get_mut("Parameters")
+        .and_then(|parameters| parameters.get_mut(name))
+        .and_then(Value::as_mapping_mut)
+        .ok_or_else(|| TemplateError::MissingParameter(name.to_string()))?;
+
+    parameter.insert("Default".into(), value);
+    Ok(())
+}
+
+/// Returns the names of the template's parameters that have no default.
+#[cfg(test)]
+fn parameters_without_default(text: &str) -> Result<Vec<String>, TemplateError> {
+    let template: Value = serde_yaml::from_str(text)?;
+    let empty = serde_yaml::Mapping::new();
+    let parameters = template
+        .get("Parameters")
+        .and_then(Value::as_mapping)
+        .unwrap_or(&empty);
+
+    let names = parameters
+        .iter()
+        .filter(|(_, body)| body.get("Default").is_none())
+        .filter_map(|(name, _)| name.as_str().map(str::to_string))
+        .collect();
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawSettings;
+
+    fn settings() -> Settings {
+        RawSettings {
+            stack_name: Some("dsql-tokens".into()),
+            region: Some("us-east-1".into()),
+            cluster_endpoint: Some("abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws".into()),
+            database_user: Some("app_reader".into()),
+            ..RawSettings::default()
+        }
+        .validate(None)
+        .unwrap()
+    }
+
+    fn code() -> CodeLocation {
+        CodeLocation {
+            bucket: "artifacts-bucket".into(),
+            key: "rotator/0123abcd.zip".into(),
+        }
+    }
+
+    fn default_of(rendered: &Value, name: &str) -> Value {
+        rendered["Parameters"][name]["Default"].clone()
+    }
+
+    #[test]
+    fn render_sets_every_parameter() {
+        let rendered = render_rotation(&settings(), &code()).unwrap();
+
+        assert_eq!(
+            parameters_without_default(&rendered).unwrap(),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn render_uses_setting_values() {
+        let rendered: Value =
+            serde_yaml::from_str(&render_rotation(&settings(), &code()).unwrap()).unwrap();
+
+        assert_eq!(
+            default_of(&rendered, "ClusterId"),
+            Value::from("abcdefghijklmnopqrstuvwxyz")
+        );
+        assert_eq!(
+            default_of(&rendered, "DatabaseUser"),
+            Value::from("app_reader")
+        );
+        assert_eq!(default_of(&rendered, "DatabasePort"), Value::from(5432));
+        assert_eq!(
+            default_of(&rendered, "RotationSchedule"),
+            Value::from("rate(4 hours)")
+        );
+        assert_eq!(default_of(&rendered, "RotationWindow"), Value::from("1h"));
+        assert_eq!(
+            default_of(&rendered, "RotationPeriodSeconds"),
+            Value::from(18_000)
+        );
+        assert_eq!(
+            default_of(&rendered, "CodeKey"),
+            Value::from("rotator/0123abcd.zip")
+        );
+    }
+
+    #[test]
+    fn render_keeps_resources() {
+        let rendered: Value =
+            serde_yaml::from_str(&render_rotation(&settings(), &code()).unwrap()).unwrap();
+        let original: Value = serde_yaml::from_str(ROTATION_TEMPLATE).unwrap();
+
+        assert_eq!(rendered["Resources"], original["Resources"]);
+        assert_eq!(rendered["Outputs"], original["Outputs"]);
+    }
+
+    #[test]
+    fn templates_require_code_and_cluster() {
+        let rotation = parameters_without_default(ROTATION_TEMPLATE).unwrap();
+        let artifacts = parameters_without_default(ARTIFACTS_TEMPLATE).unwrap();
+
+        assert_eq!(
+            rotation,
+            [
+                "ClusterEndpoint",
+                "ClusterId",
+                "SecretName",
+                "CodeBucket",
+                "CodeKey"
+            ]
+        );
+        assert!(artifacts.is_empty());
+    }
+}

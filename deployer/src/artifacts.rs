@@ -1,7 +1,7 @@
 //! The artifacts bucket: created on first use in a stack of its own, and the
 //! content-addressed upload of the rotator's zip.
 
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
@@ -101,12 +101,7 @@ pub async fn upload(
             if err
                 .as_service_error()
                 .is_some_and(|service| service.is_not_found()) => {}
-        Err(err) => {
-            return Err(s3_error(
-                "HeadObject",
-                DisplayErrorContext(&err).to_string(),
-            ))
-        }
+        Err(err) => return Err(s3_error("HeadObject", crate::aws::error_message(&err))),
     }
 
     s3.put_object()
@@ -116,7 +111,7 @@ pub async fn upload(
         .content_type("application/zip")
         .send()
         .await
-        .map_err(|err| s3_error("PutObject", DisplayErrorContext(&err).to_string()))?;
+        .map_err(|err| s3_error("PutObject", crate::aws::error_message(&err)))?;
 
     tracing::info!(
         bucket,
@@ -148,7 +143,12 @@ pub async fn empty_bucket(s3: &Client, bucket: &str) -> Result<usize, ArtifactsE
             .set_objects(Some(identifiers))
             .quiet(true)
             .build()
-            .expect("objects are always set");
+            .map_err(|err| ArtifactsError::S3 {
+                operation: "DeleteObjects",
+                bucket: bucket.to_string(),
+                key: String::new(),
+                message: err.to_string(),
+            })?;
         s3.delete_objects()
             .bucket(bucket)
             .delete(delete)
@@ -182,7 +182,7 @@ fn object_identifiers(
         .collect()
 }
 
-fn bucket_error<E: std::error::Error + 'static>(
+fn bucket_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     operation: &'static str,
     bucket: &str,
     err: &E,
@@ -191,6 +191,6 @@ fn bucket_error<E: std::error::Error + 'static>(
         operation,
         bucket: bucket.to_string(),
         key: String::new(),
-        message: DisplayErrorContext(err).to_string(),
+        message: crate::aws::error_message(err),
     }
 }

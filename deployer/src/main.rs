@@ -245,6 +245,7 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(progress::colour_enabled())
         .with_target(false)
         .init();
 }

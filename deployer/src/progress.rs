@@ -25,8 +25,9 @@ pub struct LineReporter {
 
 impl LineReporter {
     pub fn new() -> Self {
-        let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        LineReporter { colour }
+        LineReporter {
+            colour: colour_enabled(),
+        }
     }
 
     fn paint(&self, text: &str, code: &str) -> String {
@@ -67,11 +68,12 @@ impl Reporter for LineReporter {
         }
     }
 
-    fn event(&self, stack: &str, event: &ResourceEvent) {
+    fn event(&self, _stack: &str, event: &ResourceEvent) {
         let colour = status_colour(&event.status);
+        let status = format!("{:<20}", event.status);
         let mut line = format!(
-            "  {stack} {} {} {}",
-            self.paint(&event.status, colour),
+            "  {} {} ({})",
+            self.paint(&status, colour),
             event.logical_id,
             event.resource_type
         );
@@ -84,6 +86,11 @@ impl Reporter for LineReporter {
     fn note(&self, message: &str) {
         self.write(message);
     }
+}
+
+/// Whether stderr is a terminal and `NO_COLOR` is unset.
+pub fn colour_enabled() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
 /// Marks an added resource `+`, a modified one `~`, a replaced one `!` and a removed one `-`.

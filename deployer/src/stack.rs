@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{
     Capability, ChangeSetStatus, ChangeSetType, Stack, StackEvent,
 };
@@ -481,12 +481,12 @@ fn is_no_changes_reason(reason: &str) -> bool {
 
 fn aws_error<E>(operation: &'static str, stack: &str, err: E) -> StackError
 where
-    E: std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     StackError::Aws {
         operation,
         stack: stack.to_string(),
-        message: DisplayErrorContext(&err).to_string(),
+        message: crate::aws::error_message(&err),
     }
 }
 

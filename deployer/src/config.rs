@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::schedule::{self, Schedule};
 
-/// Longest lifetime that DSQL accepts for an auth token, in seconds.
+/// Maximum lifetime that DSQL accepts for an auth token, in seconds.
 pub const MAX_TOKEN_LIFETIME_SECONDS: u64 = 604_800;
 
 /// Retention periods, in days, that CloudWatch Logs accepts for a log group.

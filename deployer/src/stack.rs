@@ -12,7 +12,7 @@ use aws_sdk_cloudformation::Client;
 
 use crate::progress::Reporter;
 
-/// Longest pause between two polls of a stack or change set.
+/// Maximum pause between two polls of a stack or change set.
 const MAX_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A CloudFormation call or stack operation that failed.
@@ -69,7 +69,7 @@ pub struct PlannedChange {
     pub replacement: bool,
 }
 
-/// What `apply` did.
+/// Result of `apply`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApplyOutcome {
     Created,
@@ -77,14 +77,14 @@ pub enum ApplyOutcome {
     Unchanged,
 }
 
-/// What `delete` did.
+/// Result of `delete`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeleteOutcome {
     Deleted,
     AlreadyAbsent,
 }
 
-/// A stack's name, status and outputs.
+/// A stack's status and outputs.
 #[derive(Debug, Clone)]
 pub struct StackState {
     pub status: String,
@@ -464,7 +464,7 @@ fn is_success(status: &str) -> bool {
     )
 }
 
-/// Whether an error says the stack does not exist. CloudFormation reports it
+/// Checks whether an error reports a missing stack. CloudFormation reports it
 /// as a generic ValidationError, so the message is the only signal.
 fn is_missing_stack<E: ProvideErrorMetadata>(err: &E) -> bool {
     err.code() == Some("ValidationError")
@@ -473,7 +473,7 @@ fn is_missing_stack<E: ProvideErrorMetadata>(err: &E) -> bool {
             .is_some_and(|message| message.contains("does not exist"))
 }
 
-/// Whether a failed change set's reason means "nothing to change".
+/// Checks whether a failed change set's reason means "nothing to change".
 /// CloudFormation words it in two ways, and has no error code for it.
 fn is_no_changes_reason(reason: &str) -> bool {
     reason.contains("didn't contain changes") || reason.contains("No updates are to be performed")

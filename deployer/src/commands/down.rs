@@ -10,7 +10,7 @@ use crate::stack::{DeleteOutcome, Stacks};
 
 use super::{print_result, OutputFormat};
 
-/// What `down` removed.
+/// Result of `down`: which stacks it deleted.
 #[derive(Debug, Serialize)]
 pub struct DownResult {
     pub stack: String,

@@ -17,10 +17,10 @@ use crate::template::{self, CodeLocation};
 
 use super::{print_result, OutputFormat, RotatorSource};
 
-/// Longest wait for Lambda to finish applying a code update.
+/// Maximum wait for Lambda to finish applying a code update.
 const FUNCTION_UPDATE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// What `up` did and what the stack now holds.
+/// Result of `up`: the outcome and the stack's outputs.
 #[derive(Debug, Serialize)]
 pub struct UpResult {
     pub stack: String,

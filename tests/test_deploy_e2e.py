@@ -259,23 +259,26 @@ def test_down_removes_everything_and_reruns(environment, deployed):
 
 
 BAD_INPUT_CASES = [
-    pytest.param(["--region", ""], "missing setting `region`", id="missing-region"),
-    pytest.param(["--cluster-endpoint", "db.example.com"], "invalid `cluster_endpoint` \"db.example.com\"", id="endpoint-not-dsql"),
-    pytest.param(["--stack-name", "bad_name"], "invalid `stack_name` \"bad_name\"", id="invalid-stack-name"),
+    pytest.param({"--region": None}, "missing setting `region`", id="missing-region"),
+    pytest.param({"--cluster-endpoint": "db.example.com"}, "invalid `cluster_endpoint` \"db.example.com\"",
+                 id="endpoint-not-dsql"),
+    pytest.param({"--stack-name": "bad_name"}, "invalid `stack_name` \"bad_name\"", id="invalid-stack-name"),
 ]
 
 
-@pytest.mark.parametrize(("flags", "message"), BAD_INPUT_CASES)
-def test_bad_input_fails_before_aws(flags, message, tmp_path):
+@pytest.mark.parametrize(("overrides", "message"), BAD_INPUT_CASES)
+def test_bad_input_fails_before_aws(overrides, message, tmp_path):
     """The endpoint points at a closed port: an AWS call would fail with a
     connection error and exit 1, so exit 2 with the message shows that the
     settings were rejected first."""
     build_deployer()
     env = deployer_env("http://127.0.0.1:9")
     env.pop("AWS_REGION")
-    base = ["--stack-name", "ok", "--region", "us-east-1", "--cluster-endpoint", "abc.dsql.us-east-1.on.aws"]
+    flags = {"--stack-name": "ok", "--region": "us-east-1", "--cluster-endpoint": "abc.dsql.us-east-1.on.aws"}
+    flags.update(overrides)
+    arguments = [item for name, value in flags.items() if value is not None for item in (name, value)]
 
-    result = run_deployer(["up", *base, *flags], env=env, cwd=tmp_path)
+    result = run_deployer(["up", *arguments], env=env, cwd=tmp_path)
 
     assert result.returncode == EXIT_BAD_INPUT, result.stderr
     assert message in result.stderr

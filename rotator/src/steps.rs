@@ -130,8 +130,13 @@ impl Rotator {
         Ok(())
     }
 
-    /// Moves AWSCURRENT to the new version. `state` is the secret's
-    /// description, read when the event was checked.
+    /// Moves AWSCURRENT to the new version, then removes its AWSPENDING label.
+    /// `state` is the secret's description, read when the event was checked.
+    ///
+    /// Secrets Manager counts a rotation as unfinished while AWSPENDING is on
+    /// a version other than AWSCURRENT. A label left on the new version would
+    /// become such a stray once anyone stores a newer value with
+    /// PutSecretValue, and RotateSecret would then fail.
     pub async fn finish_secret(
         &self,
         rotation: Rotation<'_>,
@@ -149,6 +154,9 @@ impl Rotator {
             previous_version_id = previous.unwrap_or("none"),
             "moved AWSCURRENT to the new version"
         );
+        self.store
+            .remove_pending(rotation.secret_id, rotation.version_id)
+            .await?;
         Ok(())
     }
 

@@ -141,6 +141,19 @@ impl SecretStore {
         Ok(())
     }
 
+    /// Removes AWSPENDING from `version_id`.
+    pub async fn remove_pending(&self, secret_id: &str, version_id: &str) -> Result<(), ApiError> {
+        self.client
+            .update_secret_version_stage()
+            .secret_id(secret_id)
+            .version_stage(AWSPENDING)
+            .remove_from_version_id(version_id)
+            .send()
+            .await
+            .map_err(|error| api_error("UpdateSecretVersionStage", secret_id, error))?;
+        Ok(())
+    }
+
     /// Reads one version's value. A version that does not exist, or exists
     /// without a value, is `None`: Secrets Manager reports both as
     /// ResourceNotFoundException.

@@ -13,6 +13,10 @@ behaviour that they replace:
   - PutSecretValue overwrote an existing version whatever its value;
   - CloudFormation rejected AWS::SecretsManager::ResourcePolicy and
     AWS::SecretsManager::RotationSchedule, and `Ref` of a secret returned its name.
+
+NOTE: nothing runs rotations on their schedule. A rotation starts only when
+RotateSecret is called, which includes creating or updating a RotationSchedule
+with RotateImmediatelyOnUpdate true.
 """
 
 import fnmatch
@@ -109,7 +113,8 @@ def rotate_secret(data):
 
     NOTE: AWS reattempts an unfinished rotation when it rejects a new one, and
     with RotateImmediately false it runs testSecret as a check. Neither is
-    reproduced here.
+    reproduced here. A function that does not exist is reported with the same
+    AccessDeniedException as a missing permission, which is a guess.
     """
     secret, error = _lookup_secret_for_change(data.get("SecretId"))
     if error:

@@ -510,8 +510,8 @@ def test_block_public_policy_accepts_deny_policy(secrets):
 def rotation_template(secret_name, *, rotate_immediately=True, schedule=True, policy=DENY_DELETE_POLICY,
                       rules=None, description="rotated by the tests"):
     """Return a template with a secret, its resource policy, a permission for
-    Secrets Manager to invoke the function given as parameter, and a rotation
-    schedule that depends on that permission."""
+    Secrets Manager to invoke the function given as parameter for this secret
+    only, and a rotation schedule that depends on that permission."""
     resources = {
         "Secret": {
             "Type": "AWS::SecretsManager::Secret",
@@ -530,7 +530,8 @@ def rotation_template(secret_name, *, rotate_immediately=True, schedule=True, po
         resources["InvokePermission"] = {
             "Type": "AWS::Lambda::Permission",
             "Properties": {"FunctionName": {"Ref": "FunctionArn"}, "Action": "lambda:InvokeFunction",
-                           "Principal": SECRETS_MANAGER_PRINCIPAL},
+                           "Principal": SECRETS_MANAGER_PRINCIPAL,
+                           "SourceAccount": {"Ref": "AWS::AccountId"}, "SourceArn": {"Ref": "Secret"}},
         }
         resources["Schedule"] = {
             "Type": "AWS::SecretsManager::RotationSchedule",

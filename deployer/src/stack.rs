@@ -129,7 +129,7 @@ impl<'a> Stacks<'a> {
         };
 
         self.reporter.planned(stack, &changes);
-        let started = SystemTime::now();
+        let seen = self.current_event_ids(stack).await?;
         self.client
             .execute_change_set()
             .stack_name(stack)
@@ -138,7 +138,7 @@ impl<'a> Stacks<'a> {
             .await
             .map_err(|err| aws_error("ExecuteChangeSet", stack, err))?;
 
-        self.wait_until_settled(stack, started).await?;
+        self.wait_until_settled(stack, seen).await?;
         match change_type {
             ChangeSetType::Create => Ok(ApplyOutcome::Created),
             _ => Ok(ApplyOutcome::Updated),
@@ -272,7 +272,7 @@ impl<'a> Stacks<'a> {
             self.wait_until_settled_quietly(stack).await?;
         }
 
-        let started = SystemTime::now();
+        let seen = self.current_event_ids(stack).await?;
         self.client
             .delete_stack()
             .stack_name(stack)
@@ -281,26 +281,33 @@ impl<'a> Stacks<'a> {
             .map_err(|err| aws_error("DeleteStack", stack, err))?;
         tracing::info!(stack, "deleting stack");
 
-        self.wait_until_settled(stack, started).await?;
+        self.wait_until_settled(stack, seen).await?;
         Ok(DeleteOutcome::Deleted)
     }
 
     /// Follows events until the stack reaches a final status; a failed
-    /// status becomes an error listing every failed resource.
-    async fn wait_until_settled(&self, stack: &str, started: SystemTime) -> Result<(), StackError> {
-        let mut seen = HashSet::new();
+    /// status becomes an error listing every failed resource. Events whose
+    /// ids are in `seen` happened before the operation and are skipped.
+    async fn wait_until_settled(
+        &self,
+        stack: &str,
+        mut seen: HashSet<String>,
+    ) -> Result<(), StackError> {
+        let mut events = Vec::new();
         let mut poll = Poll::new();
         loop {
-            let events = self.new_events(stack, started, &mut seen).await?;
-            for event in &events {
+            let state = self.describe(stack).await?;
+            let fresh = self.new_events(stack, &mut seen).await?;
+            for event in &fresh {
                 self.reporter.event(stack, event);
             }
+            events.extend(fresh);
 
-            let Some(state) = self.describe(stack).await? else {
+            let Some(state) = state else {
                 return Ok(());
             };
             if !state.status.ends_with("_IN_PROGRESS") {
-                return self.settled_result(stack, &state.status, started).await;
+                return settled_result(stack, &state.status, &events);
             }
             poll.wait().await;
         }
@@ -317,53 +324,18 @@ impl<'a> Stacks<'a> {
         Ok(())
     }
 
-    async fn settled_result(
-        &self,
-        stack: &str,
-        status: &str,
-        started: SystemTime,
-    ) -> Result<(), StackError> {
-        if is_success(status) {
-            return Ok(());
-        }
-
-        let failures = self.failures_since(stack, started).await?;
-        Err(StackError::Failed {
-            stack: stack.into(),
-            status: status.into(),
-            failures,
-        })
-    }
-
-    async fn failures_since(
-        &self,
-        stack: &str,
-        started: SystemTime,
-    ) -> Result<Vec<ResourceFailure>, StackError> {
+    /// Returns the ids of the stack's latest events, so that waiting for the
+    /// next operation shows only the events it causes.
+    async fn current_event_ids(&self, stack: &str) -> Result<HashSet<String>, StackError> {
         let mut seen = HashSet::new();
-        let events = self.new_events(stack, started, &mut seen).await?;
-
-        let failures = events
-            .iter()
-            .filter(|event| event.status.ends_with("_FAILED"))
-            .map(|event| ResourceFailure {
-                logical_id: event.logical_id.clone(),
-                resource_type: event.resource_type.clone(),
-                status: event.status.clone(),
-                reason: event
-                    .reason
-                    .clone()
-                    .unwrap_or_else(|| "no reason given".into()),
-            })
-            .collect();
-        Ok(failures)
+        self.new_events(stack, &mut seen).await?;
+        Ok(seen)
     }
 
-    /// Returns the stack's events since `started` that are not in `seen`, oldest first.
+    /// Returns the stack's events that are not in `seen`, oldest first, and adds them to it.
     async fn new_events(
         &self,
         stack: &str,
-        started: SystemTime,
         seen: &mut HashSet<String>,
     ) -> Result<Vec<ResourceEvent>, StackError> {
         let response = self
@@ -378,16 +350,41 @@ impl<'a> Stacks<'a> {
             Err(err) => return Err(aws_error("DescribeStackEvents", stack, err)),
         };
 
-        let cutoff = started - Duration::from_secs(2);
         let mut fresh: Vec<ResourceEvent> = events
             .iter()
-            .filter(|event| event_time(event).is_some_and(|time| time >= cutoff))
             .filter(|event| seen.insert(event.event_id().unwrap_or_default().to_string()))
             .map(resource_event)
             .collect();
         fresh.reverse();
         Ok(fresh)
     }
+}
+
+/// Returns `Ok` for a successful final status, else the failed resources
+/// among `events` with their reasons.
+fn settled_result(stack: &str, status: &str, events: &[ResourceEvent]) -> Result<(), StackError> {
+    if is_success(status) {
+        return Ok(());
+    }
+
+    let failures = events
+        .iter()
+        .filter(|event| event.status.ends_with("_FAILED"))
+        .map(|event| ResourceFailure {
+            logical_id: event.logical_id.clone(),
+            resource_type: event.resource_type.clone(),
+            status: event.status.clone(),
+            reason: event
+                .reason
+                .clone()
+                .unwrap_or_else(|| "no reason given".into()),
+        })
+        .collect();
+    Err(StackError::Failed {
+        stack: stack.into(),
+        status: status.into(),
+        failures,
+    })
 }
 
 /// One stack event, reduced to what progress output and errors need.
@@ -409,11 +406,6 @@ fn resource_event(event: &StackEvent) -> ResourceEvent {
             .unwrap_or_default(),
         reason: event.resource_status_reason().map(str::to_string),
     }
-}
-
-fn event_time(event: &StackEvent) -> Option<SystemTime> {
-    let timestamp = event.timestamp()?;
-    SystemTime::try_from(*timestamp).ok()
 }
 
 fn planned_change(change: &aws_sdk_cloudformation::types::Change) -> Option<PlannedChange> {

@@ -39,7 +39,7 @@ pub enum ProbeError {
         user: String,
         seconds: u64,
     },
-    #[error("login to {host}:{port} as `{user}` failed: {source}")]
+    #[error("login to {host}:{port} as `{user}` failed: {}", error_chain(.source))]
     Connect {
         host: String,
         port: u16,
@@ -48,7 +48,7 @@ pub enum ProbeError {
     },
     #[error("`SELECT 1` timed out after {seconds} s")]
     StatementTimeout { seconds: u64 },
-    #[error("`SELECT 1` failed: {0}")]
+    #[error("`SELECT 1` failed: {}", error_chain(.0))]
     Statement(tokio_postgres::Error),
     #[error("`SELECT 1` returned {0} instead of 1")]
     UnexpectedResult(i32),
@@ -65,8 +65,12 @@ pub struct Probe {
 impl Probe {
     /// Builds the probe with the bundled and system roots.
     pub fn new() -> Result<Self, ProbeError> {
+        Self::with_roots(root_store()?)
+    }
+
+    fn with_roots(roots: RootCertStore) -> Result<Self, ProbeError> {
         Ok(Self {
-            tls: MakeRustlsConnect::new(tls_config(root_store()?)?),
+            tls: MakeRustlsConnect::new(tls_config(roots)?),
             connect_timeout: CONNECT_TIMEOUT,
             statement_timeout: STATEMENT_TIMEOUT,
         })
@@ -124,6 +128,22 @@ impl Probe {
     }
 }
 
+/// Formats an error with its sources, since tokio-postgres keeps the cause of
+/// a failed TLS handshake or login (an untrusted certificate, a rejected
+/// password) in the source rather than in its own message.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
 fn connect_error(secret: &DbSecret, source: tokio_postgres::Error) -> ProbeError {
     ProbeError::Connect {
         host: secret.host.clone(),
@@ -165,8 +185,14 @@ fn tls_config(roots: RootCertStore) -> Result<ClientConfig, ProbeError> {
 mod tests {
     use super::*;
 
+    use std::path::PathBuf;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls::ServerConfig;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
+    use tokio_rustls::TlsAcceptor;
 
     #[test]
     fn root_store_contains_amazon_root_ca_1() {
@@ -178,14 +204,8 @@ mod tests {
         assert!(amazon, "Amazon Root CA 1 is missing from the trusted roots");
     }
 
-    #[test]
-    fn tls_config_sends_sni() {
-        let config = tls_config(root_store().unwrap()).unwrap();
-        assert!(config.enable_sni);
-    }
-
-    /// Plays a server that answers PostgreSQL's SSLRequest with `N` (no
-    /// TLS) and returns the SSLRequest and whatever the client sends next.
+    /// Plays a server that replies `N` (no TLS) to PostgreSQL's SSLRequest,
+    /// and returns the SSLRequest and whatever the client sends next.
     async fn serve_without_tls(listener: TcpListener) -> (Vec<u8>, Vec<u8>) {
         let (mut socket, _) = listener.accept().await.unwrap();
         let mut ssl_request = vec![0_u8; 8];
@@ -221,6 +241,108 @@ mod tests {
             "client sent {} bytes in plain text",
             rest.len()
         );
+    }
+
+    /// The outcome of a client's TLS handshake, as the test server sees it.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Handshake {
+        /// The handshake completed; the client sent this SNI host name.
+        Completed { sni: Option<String> },
+        /// The client aborted the handshake.
+        Aborted,
+    }
+
+    fn test_data(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(name)
+    }
+
+    fn server_config() -> Arc<ServerConfig> {
+        let chain = vec![CertificateDer::from_pem_file(test_data("localhost.pem")).unwrap()];
+        let key = PrivateKeyDer::from_pem_file(test_data("localhost.key")).unwrap();
+        let config = ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        Arc::new(config)
+    }
+
+    fn test_ca_roots() -> RootCertStore {
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(test_data("test-ca.pem")).unwrap())
+            .unwrap();
+        roots
+    }
+
+    /// Plays a PostgreSQL server that accepts the SSLRequest and presents
+    /// the `localhost` certificate from the test CA.
+    async fn serve_tls(listener: TcpListener) -> Handshake {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut ssl_request = [0_u8; 8];
+        socket.read_exact(&mut ssl_request).await.unwrap();
+        socket.write_all(b"S").await.unwrap();
+        match TlsAcceptor::from(server_config()).accept(socket).await {
+            Ok(stream) => Handshake::Completed {
+                sni: stream.get_ref().1.server_name().map(str::to_owned),
+            },
+            Err(_) => Handshake::Aborted,
+        }
+    }
+
+    async fn probe_tls_server(probe: &Probe, host: &str) -> (ProbeError, Handshake) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(serve_tls(listener));
+        let text =
+            format!(r#"{{"username":"admin","host":"{host}","port":{port},"engine":"postgres"}}"#);
+        let secret = DbSecret::parse(&text).unwrap();
+        let error = probe
+            .check(&secret, &Token::new("token"))
+            .await
+            .unwrap_err();
+        (error, server.await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn check_rejects_untrusted_certificate() {
+        let probe = Probe::new().unwrap();
+
+        let (error, handshake) = probe_tls_server(&probe, "localhost").await;
+
+        assert_eq!(handshake, Handshake::Aborted);
+        assert!(
+            error.to_string().contains("invalid peer certificate"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn check_rejects_certificate_for_other_host() {
+        let probe = Probe::with_roots(test_ca_roots()).unwrap();
+
+        let (error, handshake) = probe_tls_server(&probe, "127.0.0.1").await;
+
+        assert_eq!(handshake, Handshake::Aborted);
+        assert!(
+            error.to_string().contains("invalid peer certificate"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn check_sends_host_as_sni() {
+        let probe = Probe::with_roots(test_ca_roots()).unwrap();
+
+        let (_, handshake) = probe_tls_server(&probe, "localhost").await;
+
+        let expected = Handshake::Completed {
+            sni: Some("localhost".to_owned()),
+        };
+        assert_eq!(handshake, expected);
     }
 
     fn contains(haystack: &[u8], needle: &[u8]) -> bool {

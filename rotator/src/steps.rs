@@ -160,32 +160,41 @@ impl Rotator {
         Ok(())
     }
 
-    /// Rejects a pending token that an earlier createSecret stored long
-    /// enough ago that it no longer outlives the next rotation. A value
-    /// without `expires_at` (written by another tool) is not checked.
+    /// Rejects a pending token that no longer outlives the next rotation,
+    /// because an earlier createSecret stored it long ago.
     fn check_pending_expiry(
         &self,
         pending: &DbSecret,
         rotation: Rotation<'_>,
     ) -> Result<(), StepError> {
-        let Some(expires_at) = pending.expires_at().and_then(token::parse_time) else {
-            return Ok(());
-        };
         let replace_by = self.now()? + self.settings.rotation_period;
-        if expires_at >= replace_by {
-            return Ok(());
-        }
-        Err(StepError::PendingExpiresTooSoon {
-            version_id: rotation.version_id.to_owned(),
-            expires_at: token::format_time(expires_at),
-            replace_by: token::format_time(replace_by),
-        })
+        check_pending_outlives(pending, replace_by, rotation.version_id)
     }
 
     fn now(&self) -> Result<SystemTime, TokenError> {
         let time_source = self.sdk_config.time_source();
         Ok(time_source.ok_or(TokenError::NoTimeSource)?.now())
     }
+}
+
+/// Checks the pending value's `expires_at` against `replace_by`. A value
+/// without `expires_at`, which another tool may have written, is not checked.
+fn check_pending_outlives(
+    pending: &DbSecret,
+    replace_by: SystemTime,
+    version_id: &str,
+) -> Result<(), StepError> {
+    let Some(expires_at) = pending.expires_at().and_then(token::parse_time) else {
+        return Ok(());
+    };
+    if expires_at >= replace_by {
+        return Ok(());
+    }
+    Err(StepError::PendingExpiresTooSoon {
+        version_id: version_id.to_owned(),
+        expires_at: token::format_time(expires_at),
+        replace_by: token::format_time(replace_by),
+    })
 }
 
 fn parse(
@@ -198,4 +207,46 @@ fn parse(
         secret_id: secret_id.to_owned(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(expires_at: Option<&str>) -> DbSecret {
+        let mut value = serde_json::json!({
+            "username": "admin",
+            "host": "localhost",
+            "engine": "postgres",
+            "password": "token",
+        });
+        if let Some(expires_at) = expires_at {
+            value["expires_at"] = expires_at.into();
+        }
+        DbSecret::parse(&value.to_string()).unwrap()
+    }
+
+    #[test]
+    fn pending_expiry_accepts_later_expiry() {
+        let replace_by = token::parse_time("2026-01-02T08:00:00Z").unwrap();
+        let secret = pending(Some("2026-01-02T08:00:00Z"));
+        assert!(check_pending_outlives(&secret, replace_by, "v2").is_ok());
+    }
+
+    #[test]
+    fn pending_expiry_rejects_earlier_expiry() {
+        let replace_by = token::parse_time("2026-01-02T08:00:00Z").unwrap();
+        let secret = pending(Some("2026-01-02T07:59:59Z"));
+        let error = check_pending_outlives(&secret, replace_by, "v2").unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("version v2"), "{message}");
+        assert!(message.contains("2026-01-02T07:59:59Z"), "{message}");
+        assert!(message.contains("2026-01-02T08:00:00Z"), "{message}");
+    }
+
+    #[test]
+    fn pending_expiry_skips_value_without_expiry() {
+        let replace_by = token::parse_time("2026-01-02T08:00:00Z").unwrap();
+        assert!(check_pending_outlives(&pending(None), replace_by, "v2").is_ok());
+    }
 }

@@ -157,6 +157,11 @@ pub async fn sign(
     }
     .map_err(|error| signing_error(host, error))?;
 
+    // NOTE: Lambda passes the execution role's temporary credentials in
+    // environment variables without their expiry, so in Lambda the expiry is
+    // the token's own and `credentials_expiry_unknown` is set. A token that
+    // dies earlier with those credentials is caught only by testSecret's
+    // login, which happens right away, not hours later.
     let own_expiry = signed_at + lifetime;
     let credentials_expiry = credentials.expiry();
     let expires_at = credentials_expiry.map_or(own_expiry, |expiry| expiry.min(own_expiry));

@@ -252,12 +252,11 @@ mod tests {
         cases: Vec<Vector>,
     }
 
-    /// Reads the vectors from `shared/testdata/dsql-auth-tokens.json`, which
-    /// sits beside the repository's clone. The file holds tokens made by
-    /// botocore 1.44.8 for fixed inputs with the signing clock fixed.
+    /// Reads `tests/data/dsql-auth-tokens.json`: tokens made by botocore
+    /// 1.44.8 for fixed inputs, with its signing clock fixed to each case's `at`.
     fn load_vectors() -> Vec<Vector> {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/testdata/dsql-auth-tokens.json");
+        let path =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/dsql-auth-tokens.json");
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
         let vectors: Vectors = serde_json::from_str(&text).expect("vectors are valid JSON");

@@ -265,6 +265,8 @@ def test_token_signed_with_admin_action(rotation):
 
     assert password.startswith(f"{rotation.standin.host}/?Action=DbConnectAdmin&")
     assert "X-Amz-Expires=" in password
+    # The emulator gives functions an empty AWS_SESSION_TOKEN, which means none.
+    assert "X-Amz-Security-Token" not in password
 
 
 # -- faults --------------------------------------------------------------------
@@ -467,6 +469,29 @@ def test_token_of_other_secret_changes_nothing(rotation):
     assert other["VersionId"] in error
     assert rotation.snapshot() == before
     rotation.secrets.delete_secret(SecretId=other["ARN"], ForceDeleteWithoutRecovery=True)
+
+
+def test_invalid_setting_stops_function(rotation):
+    config = rotation.functions.get_function_configuration(FunctionName=FUNCTION)
+    variables = config["Environment"]["Variables"]
+    before = rotation.snapshot()
+    update_environment(rotation.functions, {**variables, "TOKEN_LIFETIME_SECONDS": "8h"})
+    try:
+        error = rotation.invoke("createSecret", rotation.current_version())
+    finally:
+        update_environment(rotation.functions, variables)
+
+    # The function exits during init. Lambda keeps its log line and the
+    # emulator returns it in the invocation's error message.
+    assert error is not None
+    assert "TOKEN_LIFETIME_SECONDS=8h is not a whole number of seconds" in error
+    assert rotation.snapshot() == before
+
+
+def update_environment(functions, variables):
+    functions.update_function_configuration(FunctionName=FUNCTION, Environment={"Variables": variables})
+    waiter = functions.get_waiter("function_updated_v2")
+    waiter.wait(FunctionName=FUNCTION, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
 
 
 # -- secrecy -------------------------------------------------------------------

@@ -14,6 +14,9 @@ mod steps;
 mod store;
 mod token;
 
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use aws_lambda_events::secretsmanager::SecretsManagerSecretRotationEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -55,7 +58,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 async fn build_rotator() -> Result<Rotator, StartError> {
     let settings = Settings::from_env()?;
     let probe = Probe::new()?;
-    let sdk_config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let sdk_config = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(sdk_timeouts())
+        .load()
+        .await;
     let store = SecretStore::new(aws_sdk_secretsmanager::Client::new(&sdk_config));
     info!(
         token_lifetime_seconds = settings.token_lifetime.as_secs(),
@@ -68,4 +74,15 @@ async fn build_rotator() -> Result<Rotator, StartError> {
         settings,
         probe,
     })
+}
+
+/// Bounds each Secrets Manager call, so that an unreachable endpoint (a
+/// private subnet without a Secrets Manager endpoint) fails the step with a
+/// timeout error well before the function's own timeout ends it silently.
+fn sdk_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(5))
+        .operation_timeout(Duration::from_secs(12))
+        .build()
 }

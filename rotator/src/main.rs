@@ -77,8 +77,8 @@ async fn build_rotator() -> Result<Rotator, StartError> {
 }
 
 /// Bounds each Secrets Manager call, so that an unreachable endpoint (a
-/// private subnet without a Secrets Manager endpoint) fails the step with a
-/// timeout error well before the function's own timeout ends it silently.
+/// private subnet without a Secrets Manager endpoint) fails the step with an
+/// error that names the call, before the function's own timeout stops it.
 fn sdk_timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(3))

@@ -269,6 +269,21 @@ def test_token_signed_with_admin_action(rotation):
     assert "X-Amz-Security-Token" not in password
 
 
+def test_app_user_gets_db_connect_token(rotation):
+    good_text = json.dumps(rotation.value())
+    rotation.secrets.put_secret_value(
+        SecretId=rotation.secret_arn, SecretString=json.dumps({**json.loads(good_text), "username": "app_user"}),
+    )
+
+    _, succeeded = rotation.rotate()
+
+    assert succeeded
+    value = rotation.value()
+    assert value["password"].startswith(f"{rotation.standin.host}/?Action=DbConnect&")
+    login(rotation.standin, value)
+    rotation.secrets.put_secret_value(SecretId=rotation.secret_arn, SecretString=good_text)
+
+
 # -- faults --------------------------------------------------------------------
 
 

@@ -85,8 +85,8 @@ pub enum Action {
 }
 
 impl Action {
-    /// Chooses the action for a database role. DSQL treats `admin` without
-    /// regard to case, as PostgreSQL folds unquoted role names to lower case.
+    /// Chooses the action for a database role: DbConnectAdmin for `admin`
+    /// in any letter case, DbConnect for every other role.
     pub fn for_user(username: &str) -> Self {
         if username.eq_ignore_ascii_case("admin") {
             Self::DbConnectAdmin

@@ -185,14 +185,14 @@ fn tls_config(roots: RootCertStore) -> Result<ClientConfig, ProbeError> {
 mod tests {
     use super::*;
 
+    use std::io::{Read, Write};
     use std::path::PathBuf;
 
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    use rustls::ServerConfig;
+    use rustls::{ServerConfig, ServerConnection};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
-    use tokio_rustls::TlsAcceptor;
 
     #[test]
     fn root_store_contains_amazon_root_ca_1() {
@@ -279,24 +279,33 @@ mod tests {
     }
 
     /// Plays a PostgreSQL server that accepts the SSLRequest and presents
-    /// the `localhost` certificate from the test CA.
-    async fn serve_tls(listener: TcpListener) -> Handshake {
-        let (mut socket, _) = listener.accept().await.unwrap();
+    /// the `localhost` certificate from the test CA. It runs on blocking
+    /// sockets, with rustls driving the handshake.
+    fn serve_tls(listener: std::net::TcpListener) -> Handshake {
+        let (mut socket, _) = listener.accept().unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let mut ssl_request = [0_u8; 8];
-        socket.read_exact(&mut ssl_request).await.unwrap();
-        socket.write_all(b"S").await.unwrap();
-        match TlsAcceptor::from(server_config()).accept(socket).await {
-            Ok(stream) => Handshake::Completed {
-                sni: stream.get_ref().1.server_name().map(str::to_owned),
-            },
-            Err(_) => Handshake::Aborted,
+        socket.read_exact(&mut ssl_request).unwrap();
+        socket.write_all(b"S").unwrap();
+
+        let mut connection = ServerConnection::new(server_config()).unwrap();
+        while connection.is_handshaking() {
+            match connection.complete_io(&mut socket) {
+                Ok((0, 0)) | Err(_) => return Handshake::Aborted,
+                Ok(_) => {}
+            }
+        }
+        Handshake::Completed {
+            sni: connection.server_name().map(str::to_owned),
         }
     }
 
     async fn probe_tls_server(probe: &Probe, host: &str) -> (ProbeError, Handshake) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let server = tokio::spawn(serve_tls(listener));
+        let server = tokio::task::spawn_blocking(move || serve_tls(listener));
         let text =
             format!(r#"{{"username":"admin","host":"{host}","port":{port},"engine":"postgres"}}"#);
         let secret = DbSecret::parse(&text).unwrap();

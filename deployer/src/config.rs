@@ -8,6 +8,12 @@ use serde::Deserialize;
 
 use crate::schedule::{self, Schedule};
 
+mod access;
+mod network;
+
+pub use access::KmsKey;
+pub use network::VpcSettings;
+
 /// Maximum lifetime that DSQL accepts for an auth token, in seconds.
 pub const MAX_TOKEN_LIFETIME_SECONDS: u64 = 604_800;
 
@@ -78,10 +84,21 @@ pub struct RawSettings {
     pub artifacts_bucket: Option<String>,
     pub artifacts_stack_name: Option<String>,
     pub allow_local_endpoint: Option<bool>,
+    pub application_role_arns: Option<Vec<String>>,
+    pub kms_key: Option<String>,
+    pub encrypt_logs: Option<bool>,
+    pub vpc_id: Option<String>,
+    pub vpc_cidr: Option<String>,
+    pub subnet_ids: Option<Vec<String>>,
+    pub secretsmanager_endpoint_id: Option<String>,
+    pub dsql_endpoint_id: Option<String>,
+    pub dsql_service_name: Option<String>,
+    pub alarm_email: Option<String>,
+    pub function_reserved_concurrency: Option<u32>,
 }
 
 /// Names of every setting the file may contain, for unknown-key hints.
-pub const SETTING_NAMES: [&str; 18] = [
+pub const SETTING_NAMES: [&str; 29] = [
     "stack_name",
     "region",
     "cluster_endpoint",
@@ -100,6 +117,17 @@ pub const SETTING_NAMES: [&str; 18] = [
     "artifacts_bucket",
     "artifacts_stack_name",
     "allow_local_endpoint",
+    "application_role_arns",
+    "kms_key",
+    "encrypt_logs",
+    "vpc_id",
+    "vpc_cidr",
+    "subnet_ids",
+    "secretsmanager_endpoint_id",
+    "dsql_endpoint_id",
+    "dsql_service_name",
+    "alarm_email",
+    "function_reserved_concurrency",
 ];
 
 /// Validated settings that every command works from.
@@ -121,6 +149,15 @@ pub struct Settings {
     pub function_timeout_seconds: u32,
     pub artifacts_bucket: Option<String>,
     pub artifacts_stack_name: String,
+    /// IAM roles that may read the secret, besides the rotator's own role.
+    pub application_role_arns: Vec<String>,
+    pub kms_key: KmsKey,
+    /// Whether the log group is encrypted with the customer managed key.
+    pub encrypt_logs: bool,
+    /// The VPC that the function runs in, or `None` to run it outside any VPC.
+    pub vpc: Option<VpcSettings>,
+    pub alarm_email: Option<String>,
+    pub function_reserved_concurrency: u32,
 }
 
 impl Settings {
@@ -188,6 +225,21 @@ impl RawSettings {
             artifacts_bucket: other.artifacts_bucket.or(self.artifacts_bucket),
             artifacts_stack_name: other.artifacts_stack_name.or(self.artifacts_stack_name),
             allow_local_endpoint: other.allow_local_endpoint.or(self.allow_local_endpoint),
+            application_role_arns: other.application_role_arns.or(self.application_role_arns),
+            kms_key: other.kms_key.or(self.kms_key),
+            encrypt_logs: other.encrypt_logs.or(self.encrypt_logs),
+            vpc_id: other.vpc_id.or(self.vpc_id),
+            vpc_cidr: other.vpc_cidr.or(self.vpc_cidr),
+            subnet_ids: other.subnet_ids.or(self.subnet_ids),
+            secretsmanager_endpoint_id: other
+                .secretsmanager_endpoint_id
+                .or(self.secretsmanager_endpoint_id),
+            dsql_endpoint_id: other.dsql_endpoint_id.or(self.dsql_endpoint_id),
+            dsql_service_name: other.dsql_service_name.or(self.dsql_service_name),
+            alarm_email: other.alarm_email.or(self.alarm_email),
+            function_reserved_concurrency: other
+                .function_reserved_concurrency
+                .or(self.function_reserved_concurrency),
         }
     }
 
@@ -264,6 +316,33 @@ impl RawSettings {
             .unwrap_or_else(|| "dsql-token-rotation-artifacts".into());
         validate_stack_name_field("artifacts_stack_name", &artifacts_stack_name)?;
 
+        let application_role_arns =
+            access::validate_role_arns(self.application_role_arns.unwrap_or_default(), &region)?;
+        let kms_key = access::validate_kms_key(self.kms_key, &region)?;
+        let encrypt_logs = self.encrypt_logs.unwrap_or(false);
+        if encrypt_logs && kms_key == KmsKey::AwsManaged {
+            return Err(invalid("encrypt_logs", true, "set `kms_key` to create or to a key ARN: CloudWatch Logs encrypts only with a customer managed key"));
+        }
+        let vpc = network::RawVpc {
+            vpc_id: self.vpc_id,
+            vpc_cidr: self.vpc_cidr,
+            subnet_ids: self.subnet_ids,
+            secretsmanager_endpoint_id: self.secretsmanager_endpoint_id,
+            dsql_endpoint_id: self.dsql_endpoint_id,
+            dsql_service_name: self.dsql_service_name,
+        }
+        .validate(&region, &cluster_id)?;
+        let alarm_email = self
+            .alarm_email
+            .map(access::validate_alarm_email)
+            .transpose()?;
+        let function_reserved_concurrency = validate_range(
+            "function_reserved_concurrency",
+            self.function_reserved_concurrency.unwrap_or(2),
+            1,
+            1000,
+        )?;
+
         Ok(Settings {
             stack_name,
             region,
@@ -281,6 +360,12 @@ impl RawSettings {
             function_timeout_seconds,
             artifacts_bucket,
             artifacts_stack_name,
+            application_role_arns,
+            kms_key,
+            encrypt_logs,
+            vpc,
+            alarm_email,
+            function_reserved_concurrency,
         })
     }
 }
@@ -800,6 +885,468 @@ mod tests {
 
         assert_eq!(merged.stack_name.as_deref(), Some("from-flag"));
         assert_eq!(merged.region.as_deref(), Some("eu-west-1"));
+    }
+
+    const ROLE: &str = "arn:aws:iam::111122223333:role/app-reader";
+
+    fn in_vpc() -> RawSettings {
+        RawSettings {
+            vpc_id: Some("vpc-0123456789abcdef0".into()),
+            vpc_cidr: Some("10.0.0.0/16".into()),
+            subnet_ids: Some(vec!["subnet-0123456789abcdef0".into()]),
+            dsql_service_name: Some("com.amazonaws.us-east-1.dsql-a1b2".into()),
+            ..minimal()
+        }
+    }
+
+    #[test]
+    fn schedule_under_four_hours_is_rejected() {
+        let raw = RawSettings {
+            rotation_schedule: Some("rate(2 hours)".into()),
+            ..minimal()
+        };
+
+        let (field, value, fix) = invalid_field(raw.validate(None));
+
+        assert_eq!(field, "rotation_schedule");
+        assert_eq!(value, "rate(2 hours)");
+        assert!(fix.contains("rate(4 hours)"), "{fix}");
+    }
+
+    #[test]
+    fn token_lifetime_over_maximum_is_rejected() {
+        let raw = RawSettings {
+            token_lifetime_seconds: Some(604_801),
+            ..minimal()
+        };
+
+        let (field, value, fix) = invalid_field(raw.validate(None));
+
+        assert_eq!(field, "token_lifetime_seconds");
+        assert_eq!(value, "604801");
+        assert!(fix.contains("at most 604800 seconds"), "{fix}");
+    }
+
+    #[test]
+    fn token_lifetime_under_two_schedules_is_rejected() {
+        let raw = RawSettings {
+            rotation_schedule: Some("rate(12 hours)".into()),
+            token_lifetime_seconds: Some(12 * 3600 * 2 - 1),
+            ..minimal()
+        };
+
+        let (field, value, fix) = invalid_field(raw.validate(None));
+
+        assert_eq!(field, "token_lifetime_seconds");
+        assert_eq!(value, "86399");
+        assert!(fix.contains("at least 86400 seconds"), "{fix}");
+    }
+
+    #[test]
+    fn token_lifetime_of_two_schedules_is_accepted() {
+        let raw = RawSettings {
+            rotation_schedule: Some("rate(12 hours)".into()),
+            token_lifetime_seconds: Some(86_400),
+            ..minimal()
+        };
+
+        let settings = raw.validate(None).unwrap();
+
+        assert_eq!(settings.token_lifetime_seconds, 86_400);
+    }
+
+    #[test]
+    fn log_retentions_cloudwatch_rejects() {
+        for days in [
+            0, 2, 4, 6, 10, 31, 45, 100, 364, 366, 730, 1095, 3650, 3654, 9999,
+        ] {
+            let raw = RawSettings {
+                log_retention_days: Some(days),
+                ..minimal()
+            };
+
+            let (field, value, fix) = invalid_field(raw.validate(None));
+
+            assert_eq!(field, "log_retention_days");
+            assert_eq!(value, days.to_string());
+            assert!(fix.contains("1, 3, 5, 7, 14, 30"), "{fix}");
+        }
+    }
+
+    #[test]
+    fn log_retentions_cloudwatch_accepts() {
+        for days in LOG_RETENTION_DAYS {
+            let raw = RawSettings {
+                log_retention_days: Some(days),
+                ..minimal()
+            };
+
+            assert_eq!(raw.validate(None).unwrap().log_retention_days, days);
+        }
+    }
+
+    #[test]
+    fn application_roles_are_kept_in_order() {
+        let roles = vec![
+            ROLE.to_string(),
+            "arn:aws:iam::444455556666:role/service/path/reader+1".to_string(),
+        ];
+        let raw = RawSettings {
+            application_role_arns: Some(roles.clone()),
+            ..minimal()
+        };
+
+        let settings = raw.validate(None).unwrap();
+
+        assert_eq!(settings.application_role_arns, roles);
+    }
+
+    #[test]
+    fn malformed_application_role_is_rejected() {
+        let malformed = [
+            "app-reader",
+            "arn:aws:iam::1111:role/app",
+            "arn:aws:iam::111122223333:user/app",
+            "arn:aws:sts::111122223333:assumed-role/app/session",
+            "arn:aws:iam:us-east-1:111122223333:role/app",
+            "arn:aws:iam::111122223333:role/app,other",
+            "arn:aws:iam::111122223333:role/",
+            "arn:aws-cn:iam::111122223333:role/app",
+        ];
+        for arn in malformed {
+            let raw = RawSettings {
+                application_role_arns: Some(vec![ROLE.into(), arn.into()]),
+                ..minimal()
+            };
+
+            let (field, value, fix) = invalid_field(raw.validate(None));
+
+            assert_eq!(field, "application_role_arns", "{arn}");
+            assert_eq!(value, arn);
+            assert!(fix.starts_with("use a"), "{arn}: {fix}");
+        }
+    }
+
+    #[test]
+    fn duplicate_application_role_is_rejected() {
+        let raw = RawSettings {
+            application_role_arns: Some(vec![ROLE.into(), ROLE.into()]),
+            ..minimal()
+        };
+
+        let (field, value, fix) = invalid_field(raw.validate(None));
+
+        assert_eq!(field, "application_role_arns");
+        assert_eq!(value, ROLE);
+        assert_eq!(fix, "list each role once");
+    }
+
+    #[test]
+    fn kms_key_choices_are_parsed() {
+        let arn = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let cases = [
+            (None, KmsKey::AwsManaged),
+            (Some("aws-managed"), KmsKey::AwsManaged),
+            (Some("create"), KmsKey::Create),
+            (Some(arn), KmsKey::Existing(arn.into())),
+        ];
+        for (text, expected) in cases {
+            let raw = RawSettings {
+                kms_key: text.map(String::from),
+                ..minimal()
+            };
+
+            assert_eq!(raw.validate(None).unwrap().kms_key, expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn kms_key_in_other_region_is_rejected() {
+        let arn = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let raw = RawSettings {
+            kms_key: Some(arn.into()),
+            ..minimal()
+        };
+
+        let (field, value, fix) = invalid_field(raw.validate(None));
+
+        assert_eq!(field, "kms_key");
+        assert_eq!(value, arn);
+        assert!(fix.contains("use a key in us-east-1"), "{fix}");
+    }
+
+    #[test]
+    fn kms_alias_or_malformed_key_is_rejected() {
+        let cases = [
+            (
+                "arn:aws:kms:us-east-1:111122223333:alias/secrets",
+                "not an alias",
+            ),
+            (
+                "alias/aws/secretsmanager",
+                "use aws-managed, create, or a key ARN",
+            ),
+            (
+                "arn:aws:kms:us-east-1:1111:key/abc",
+                "use aws-managed, create, or a key ARN",
+            ),
+        ];
+        for (text, expected) in cases {
+            let raw = RawSettings {
+                kms_key: Some(text.into()),
+                ..minimal()
+            };
+
+            let (field, value, fix) = invalid_field(raw.validate(None));
+
+            assert_eq!(field, "kms_key");
+            assert_eq!(value, text);
+            assert!(fix.contains(expected), "{text}: {fix}");
+        }
+    }
+
+    #[test]
+    fn encrypted_logs_need_customer_key() {
+        let raw = RawSettings {
+            encrypt_logs: Some(true),
+            ..minimal()
+        };
+
+        let (field, value, fix) = invalid_field(raw.validate(None));
+
+        assert_eq!(field, "encrypt_logs");
+        assert_eq!(value, "true");
+        assert!(fix.contains("`kms_key` to create"), "{fix}");
+    }
+
+    #[test]
+    fn subnets_without_vpc_are_rejected() {
+        let raw = RawSettings {
+            vpc_id: None,
+            ..in_vpc()
+        };
+
+        let (field, value, fix) = invalid_field(raw.validate(None));
+
+        assert_eq!(field, "subnet_ids");
+        assert_eq!(value, "subnet-0123456789abcdef0");
+        assert!(fix.contains("set `vpc_id`"), "{fix}");
+    }
+
+    #[test]
+    fn endpoint_settings_without_vpc_are_rejected() {
+        let cases = [
+            RawSettings {
+                vpc_cidr: Some("10.0.0.0/16".into()),
+                ..minimal()
+            },
+            RawSettings {
+                dsql_endpoint_id: Some("vpce-0123456789abcdef0".into()),
+                ..minimal()
+            },
+            RawSettings {
+                dsql_service_name: Some("com.amazonaws.us-east-1.dsql-a1b2".into()),
+                ..minimal()
+            },
+        ];
+        for raw in cases {
+            let (field, _, fix) = invalid_field(raw.validate(None));
+
+            assert!(fix.contains(&format!("or remove `{field}`")), "{fix}");
+        }
+    }
+
+    #[test]
+    fn vpc_settings_are_validated() {
+        let settings = in_vpc().validate(None).unwrap();
+
+        let vpc = settings.vpc.unwrap();
+        assert_eq!(vpc.vpc_id, "vpc-0123456789abcdef0");
+        assert_eq!(vpc.subnet_ids, ["subnet-0123456789abcdef0"]);
+        assert_eq!(vpc.secretsmanager_endpoint_id, None);
+        assert_eq!(vpc.dsql_service_name, "com.amazonaws.us-east-1.dsql-a1b2");
+    }
+
+    #[test]
+    fn vpc_without_subnets_is_missing_them() {
+        let raw = RawSettings {
+            subnet_ids: None,
+            ..in_vpc()
+        };
+
+        let err = raw.validate(None).unwrap_err();
+
+        assert!(
+            matches!(
+                err,
+                ConfigError::Missing {
+                    field: "subnet_ids",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn vpc_without_service_name_names_lookup() {
+        let raw = RawSettings {
+            dsql_service_name: None,
+            ..in_vpc()
+        };
+
+        let err = raw.validate(None).unwrap_err();
+
+        let message = err.to_string();
+        assert!(message.contains("`dsql_service_name`"), "{message}");
+        assert!(
+            message
+                .contains("get-vpc-endpoint-service-name --identifier abcdefghijklmnopqrstuvwxyz"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn invalid_vpc_values_are_rejected() {
+        let cases = [
+            (
+                RawSettings {
+                    vpc_id: Some("vpc-xyz".into()),
+                    ..in_vpc()
+                },
+                "vpc_id",
+            ),
+            (
+                RawSettings {
+                    subnet_ids: Some(vec!["sub-1".into()]),
+                    ..in_vpc()
+                },
+                "subnet_ids",
+            ),
+            (
+                RawSettings {
+                    vpc_cidr: Some("10.0.0.0/8".into()),
+                    ..in_vpc()
+                },
+                "vpc_cidr",
+            ),
+            (
+                RawSettings {
+                    vpc_cidr: Some("10.0.0.1/16".into()),
+                    ..in_vpc()
+                },
+                "vpc_cidr",
+            ),
+            (
+                RawSettings {
+                    vpc_cidr: Some("10.0.0.0".into()),
+                    ..in_vpc()
+                },
+                "vpc_cidr",
+            ),
+            (
+                RawSettings {
+                    dsql_service_name: Some("com.amazonaws.us-east-1.dsql".into()),
+                    ..in_vpc()
+                },
+                "dsql_service_name",
+            ),
+            (
+                RawSettings {
+                    dsql_service_name: Some("com.amazonaws.eu-west-1.dsql-a1b2".into()),
+                    ..in_vpc()
+                },
+                "dsql_service_name",
+            ),
+            (
+                RawSettings {
+                    dsql_endpoint_id: Some("vpc-0123456789abcdef0".into()),
+                    ..in_vpc()
+                },
+                "dsql_endpoint_id",
+            ),
+        ];
+        for (raw, expected) in cases {
+            let (field, _, _) = invalid_field(raw.validate(None));
+
+            assert_eq!(field, expected);
+        }
+    }
+
+    #[test]
+    fn cidr_with_host_bits_names_network() {
+        let raw = RawSettings {
+            vpc_cidr: Some("10.0.3.0/16".into()),
+            ..in_vpc()
+        };
+
+        let (_, _, fix) = invalid_field(raw.validate(None));
+
+        assert!(fix.contains("10.0.0.0/16"), "{fix}");
+    }
+
+    #[test]
+    fn alarm_email_is_checked() {
+        for address in [
+            "ops",
+            "ops@",
+            "@example.com",
+            "ops@example",
+            "a b@example.com",
+        ] {
+            let raw = RawSettings {
+                alarm_email: Some(address.into()),
+                ..minimal()
+            };
+
+            let (field, value, _) = invalid_field(raw.validate(None));
+
+            assert_eq!(field, "alarm_email");
+            assert_eq!(value, address);
+        }
+    }
+
+    #[test]
+    fn reserved_concurrency_range_is_enforced() {
+        let raw = RawSettings {
+            function_reserved_concurrency: Some(0),
+            ..minimal()
+        };
+
+        let (field, value, fix) = invalid_field(raw.validate(None));
+
+        assert_eq!(field, "function_reserved_concurrency");
+        assert_eq!(value, "0");
+        assert_eq!(fix, "use a value from 1 to 1000");
+    }
+
+    #[test]
+    fn settings_file_takes_lists() {
+        let text = "application_role_arns:\n  - arn:aws:iam::111122223333:role/a\nsubnet_ids: [subnet-0123456789abcdef0]\nkms_key: create\n";
+
+        let raw = RawSettings::from_yaml(text, "deploy.yaml").unwrap();
+
+        assert_eq!(
+            raw.application_role_arns,
+            Some(vec!["arn:aws:iam::111122223333:role/a".to_string()])
+        );
+        assert_eq!(
+            raw.subnet_ids,
+            Some(vec!["subnet-0123456789abcdef0".to_string()])
+        );
+        assert_eq!(raw.kms_key.as_deref(), Some("create"));
+    }
+
+    #[test]
+    fn new_settings_default_to_least_setup() {
+        let settings = minimal().validate(None).unwrap();
+
+        assert!(settings.application_role_arns.is_empty());
+        assert_eq!(settings.kms_key, KmsKey::AwsManaged);
+        assert!(!settings.encrypt_logs);
+        assert_eq!(settings.vpc, None);
+        assert_eq!(settings.alarm_email, None);
+        assert_eq!(settings.function_reserved_concurrency, 2);
     }
 
     #[test]

@@ -139,6 +139,39 @@ struct SettingsArgs {
     /// Accept localhost as the cluster endpoint, for a local test server.
     #[arg(long, global = true)]
     allow_local_endpoint: bool,
+    /// IAM role ARN that may read the secret; repeat or separate with commas.
+    #[arg(long = "application-role-arn", global = true, value_delimiter = ',')]
+    application_role_arns: Vec<String>,
+    /// Key that encrypts the secret: aws-managed, create, or a KMS key ARN in the region; default: aws-managed.
+    #[arg(long, global = true)]
+    kms_key: Option<String>,
+    /// Encrypt the rotator's log group with the customer managed key.
+    #[arg(long, global = true)]
+    encrypt_logs: bool,
+    /// VPC to run the rotation function in; default: no VPC.
+    #[arg(long, global = true)]
+    vpc_id: Option<String>,
+    /// IPv4 CIDR block of the VPC, for example 10.0.0.0/16.
+    #[arg(long, global = true)]
+    vpc_cidr: Option<String>,
+    /// Subnets of the VPC for the function and the endpoints, comma-separated.
+    #[arg(long, global = true, value_delimiter = ',')]
+    subnet_ids: Vec<String>,
+    /// Existing Secrets Manager interface endpoint of the VPC; default: create one.
+    #[arg(long, global = true)]
+    secretsmanager_endpoint_id: Option<String>,
+    /// Existing interface endpoint of the cluster's DSQL service; default: create one.
+    #[arg(long, global = true)]
+    dsql_endpoint_id: Option<String>,
+    /// PrivateLink service name of the cluster, com.amazonaws.<region>.dsql-<id>.
+    #[arg(long, global = true)]
+    dsql_service_name: Option<String>,
+    /// E-mail address that receives rotation alarms; default: none.
+    #[arg(long, global = true)]
+    alarm_email: Option<String>,
+    /// Concurrent executions reserved for the rotation function; default: 2.
+    #[arg(long, global = true)]
+    function_reserved_concurrency: Option<u32>,
 }
 
 impl SettingsArgs {
@@ -162,8 +195,24 @@ impl SettingsArgs {
             artifacts_bucket: self.artifacts_bucket,
             artifacts_stack_name: self.artifacts_stack_name,
             allow_local_endpoint: self.allow_local_endpoint.then_some(true),
+            application_role_arns: non_empty(self.application_role_arns),
+            kms_key: self.kms_key,
+            encrypt_logs: self.encrypt_logs.then_some(true),
+            vpc_id: self.vpc_id,
+            vpc_cidr: self.vpc_cidr,
+            subnet_ids: non_empty(self.subnet_ids),
+            secretsmanager_endpoint_id: self.secretsmanager_endpoint_id,
+            dsql_endpoint_id: self.dsql_endpoint_id,
+            dsql_service_name: self.dsql_service_name,
+            alarm_email: self.alarm_email,
+            function_reserved_concurrency: self.function_reserved_concurrency,
         }
     }
+}
+
+/// Returns `None` for a list flag that was not given, so the file's value stays.
+fn non_empty(values: Vec<String>) -> Option<Vec<String>> {
+    (!values.is_empty()).then_some(values)
 }
 
 fn main() -> ExitCode {

@@ -59,7 +59,7 @@ def test_up_reports_created_stack(deployed):
     assert deployed["stack"] == STACK
     assert deployed["outcome"] == "created"
     assert deployed["artifact_uploaded"] is True
-    assert set(deployed["outputs"]) == {"SecretArn", "FunctionName", "RoleArn", "LogGroupName"}
+    assert set(deployed["outputs"]) == {"SecretArn", "FunctionName", "RoleArn", "LogGroupName", "AlertTopicArn"}
     assert deployed["outputs"]["FunctionName"] == FUNCTION
 
 
@@ -93,14 +93,24 @@ def test_resource_policy_denies_others(environment, deployed):
 
     assert statements["DenyDeleteWhilePolicyAttached"]["Effect"] == "Deny"
     assert statements["DenyDeleteWhilePolicyAttached"]["Action"] == "secretsmanager:DeleteSecret"
-    value_access = statements["DenyValueAccessToOtherPrincipals"]
-    assert value_access["Effect"] == "Deny"
-    assert sorted(value_access["Action"]) == [
-        "secretsmanager:GetSecretValue",
+    assert set(statements) == {
+        "DenyDeleteWhilePolicyAttached",
+        "DenyValueReadToOtherPrincipals",
+        "DenyValueWriteToOtherPrincipals",
+    }
+    read = statements["DenyValueReadToOtherPrincipals"]
+    assert read["Effect"] == "Deny"
+    assert read["Action"] == "secretsmanager:GetSecretValue"
+    assert read["Condition"]["StringNotEquals"]["aws:PrincipalArn"] == deployed["outputs"]["RoleArn"]
+    assert read["Condition"]["Bool"]["aws:PrincipalIsAWSService"] == "false"
+    write = statements["DenyValueWriteToOtherPrincipals"]
+    assert write["Effect"] == "Deny"
+    assert sorted(write["Action"]) == [
         "secretsmanager:PutSecretValue",
         "secretsmanager:UpdateSecretVersionStage",
     ]
-    assert value_access["Condition"]["StringNotEquals"]["aws:PrincipalArn"] == deployed["outputs"]["RoleArn"]
+    assert write["Condition"]["StringNotEquals"]["aws:PrincipalArn"] == deployed["outputs"]["RoleArn"]
+    assert write["Condition"]["Bool"]["aws:PrincipalIsAWSService"] == "false"
 
 
 def test_rotation_enabled_with_schedule(environment, deployed):

@@ -1,12 +1,17 @@
 //! The CloudFormation templates in `templates/`, rendered with the settings.
 //!
-//! Rendering sets each parameter's `Default` to the value from the settings,
-//! so the rendered text deploys on its own (for example with
-//! `aws cloudformation deploy`) and is exactly what `up` sends.
+//! Rendering sets each parameter's `Default` to the value from the settings
+//! and folds the template's Conditions with those values, so the rendered
+//! text is the plain template of one variant. It deploys on its own (for
+//! example with `aws cloudformation deploy`) and is exactly what `up` sends.
+
+mod fold;
+#[cfg(test)]
+mod variant_tests;
 
 use serde_yaml::Value;
 
-use crate::config::Settings;
+use crate::config::{Settings, VpcSettings};
 
 /// The rotation stack's template: secret, policy, schedule, function, role, log group.
 pub const ROTATION_TEMPLATE: &str = include_str!("../../templates/rotation.yaml");
@@ -29,6 +34,9 @@ pub enum TemplateError {
 
     #[error("template has no parameter `{0}`, which the deployer sets")]
     MissingParameter(String),
+
+    #[error("template conditions: {0}")]
+    Condition(String),
 }
 
 /// Renders the rotation template with the settings and the code location.
@@ -38,6 +46,7 @@ pub fn render_rotation(settings: &Settings, code: &CodeLocation) -> Result<Strin
     for (name, value) in rotation_parameters(settings, code) {
         set_default(&mut template, name, value)?;
     }
+    fold::fold_conditions(&mut template)?;
 
     Ok(serde_yaml::to_string(&template)?)
 }
@@ -67,9 +76,52 @@ pub fn rotation_parameters(settings: &Settings, code: &CodeLocation) -> Vec<(&'s
         ("LogRetentionDays", settings.log_retention_days.into()),
         ("FunctionMemory", settings.function_memory_mb.into()),
         ("FunctionTimeout", settings.function_timeout_seconds.into()),
+        (
+            "ReservedConcurrency",
+            settings.function_reserved_concurrency.into(),
+        ),
         ("CodeBucket", code.bucket.clone().into()),
         ("CodeKey", code.key.clone().into()),
+        (
+            "ApplicationRoleArns",
+            settings.application_role_arns.join(",").into(),
+        ),
+        ("KmsKey", settings.kms_key.parameter().into()),
+        ("EncryptLogs", settings.encrypt_logs.to_string().into()),
+        ("VpcId", vpc_text(settings, |vpc| Some(&vpc.vpc_id))),
+        ("VpcCidr", vpc_text(settings, |vpc| Some(&vpc.vpc_cidr))),
+        (
+            "SubnetIds",
+            settings
+                .vpc
+                .as_ref()
+                .map(|vpc| vpc.subnet_ids.join(","))
+                .unwrap_or_default()
+                .into(),
+        ),
+        (
+            "SecretsManagerEndpointId",
+            vpc_text(settings, |vpc| vpc.secretsmanager_endpoint_id.as_ref()),
+        ),
+        (
+            "DsqlEndpointId",
+            vpc_text(settings, |vpc| vpc.dsql_endpoint_id.as_ref()),
+        ),
+        (
+            "DsqlServiceName",
+            vpc_text(settings, |vpc| Some(&vpc.dsql_service_name)),
+        ),
+        (
+            "AlarmEmail",
+            settings.alarm_email.clone().unwrap_or_default().into(),
+        ),
     ]
+}
+
+/// Returns a VPC setting as a parameter value, empty outside a VPC.
+fn vpc_text(settings: &Settings, field: impl Fn(&VpcSettings) -> Option<&String>) -> Value {
+    let text = settings.vpc.as_ref().and_then(field).cloned();
+    Value::from(text.unwrap_or_default())
 }
 
 fn set_default(template: &mut Value, name: &str, value: Value) -> Result<(), TemplateError> {
@@ -169,13 +221,14 @@ mod tests {
     }
 
     #[test]
-    fn render_keeps_resources() {
+    fn render_folds_conditions() {
         let rendered: Value =
             serde_yaml::from_str(&render_rotation(&settings(), &code()).unwrap()).unwrap();
-        let original: Value = serde_yaml::from_str(ROTATION_TEMPLATE).unwrap();
 
-        assert_eq!(rendered["Resources"], original["Resources"]);
-        assert_eq!(rendered["Outputs"], original["Outputs"]);
+        assert!(rendered.get("Conditions").is_none());
+        assert!(rendered["Resources"].get("RotatorFunction").is_some());
+        assert!(rendered["Resources"].get("SecretKey").is_none());
+        assert!(rendered["Parameters"].get("VpcId").is_none());
     }
 
     #[test]

@@ -95,10 +95,11 @@ pub struct RawSettings {
     pub dsql_service_name: Option<String>,
     pub alarm_email: Option<String>,
     pub function_reserved_concurrency: Option<u32>,
+    pub connect_host: Option<String>,
 }
 
 /// Names of every setting the file may contain, for unknown-key hints.
-pub const SETTING_NAMES: [&str; 29] = [
+pub const SETTING_NAMES: [&str; 30] = [
     "stack_name",
     "region",
     "cluster_endpoint",
@@ -128,6 +129,7 @@ pub const SETTING_NAMES: [&str; 29] = [
     "dsql_service_name",
     "alarm_email",
     "function_reserved_concurrency",
+    "connect_host",
 ];
 
 /// Validated settings that every command works from.
@@ -158,6 +160,9 @@ pub struct Settings {
     pub vpc: Option<VpcSettings>,
     pub alarm_email: Option<String>,
     pub function_reserved_concurrency: u32,
+    /// Hostname stored in the secret in place of the cluster endpoint or,
+    /// in a VPC, the cluster's PrivateLink name.
+    pub connect_host: Option<String>,
 }
 
 impl Settings {
@@ -240,6 +245,7 @@ impl RawSettings {
             function_reserved_concurrency: other
                 .function_reserved_concurrency
                 .or(self.function_reserved_concurrency),
+            connect_host: other.connect_host.or(self.connect_host),
         }
     }
 
@@ -336,6 +342,10 @@ impl RawSettings {
             .alarm_email
             .map(access::validate_alarm_email)
             .transpose()?;
+        let connect_host = self
+            .connect_host
+            .map(|host| validate_connect_host(host, allow_local))
+            .transpose()?;
         let function_reserved_concurrency = validate_range(
             "function_reserved_concurrency",
             self.function_reserved_concurrency.unwrap_or(2),
@@ -366,6 +376,7 @@ impl RawSettings {
             vpc,
             alarm_email,
             function_reserved_concurrency,
+            connect_host,
         })
     }
 }
@@ -516,6 +527,29 @@ fn validate_endpoint(
             "the cluster id before .dsql. must be lowercase letters and digits",
         )
     })
+}
+
+fn validate_connect_host(host: String, allow_local: bool) -> Result<String, ConfigError> {
+    if LOCAL_HOSTS.contains(&host.as_str()) {
+        if allow_local {
+            return Ok(host);
+        }
+        return Err(invalid("connect_host", host, "use a hostname that resolves to the cluster; a local test server needs `allow_local_endpoint: true`"));
+    }
+
+    let valid_labels = host.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    });
+    if !valid_labels || host.len() > 253 || !host.contains('.') {
+        return Err(invalid("connect_host", host, "use a DNS hostname of lowercase letters, digits, hyphens and dots, without scheme or port"));
+    }
+    Ok(host)
 }
 
 fn validate_cluster_id(id: String) -> Result<String, ConfigError> {
@@ -1347,6 +1381,43 @@ mod tests {
         assert_eq!(settings.vpc, None);
         assert_eq!(settings.alarm_email, None);
         assert_eq!(settings.function_reserved_concurrency, 2);
+    }
+
+    #[test]
+    fn connect_host_is_validated() {
+        let cases = [
+            ("localhost", "allow_local_endpoint"),
+            ("https://db.example.com", "without scheme or port"),
+            ("db.example.com:5432", "without scheme or port"),
+            ("db", "without scheme or port"),
+        ];
+        for (host, expected) in cases {
+            let raw = RawSettings {
+                connect_host: Some(host.into()),
+                ..minimal()
+            };
+
+            let (field, value, fix) = invalid_field(raw.validate(None));
+
+            assert_eq!(field, "connect_host");
+            assert_eq!(value, host);
+            assert!(fix.contains(expected), "{host}: {fix}");
+        }
+    }
+
+    #[test]
+    fn connect_host_is_kept() {
+        let raw = RawSettings {
+            connect_host: Some("db.internal.example.com".into()),
+            ..minimal()
+        };
+
+        let settings = raw.validate(None).unwrap();
+
+        assert_eq!(
+            settings.connect_host.as_deref(),
+            Some("db.internal.example.com")
+        );
     }
 
     #[test]

@@ -166,6 +166,9 @@ struct SettingsArgs {
     /// PrivateLink service name of the cluster, com.amazonaws.<region>.dsql-<id>.
     #[arg(long, global = true)]
     dsql_service_name: Option<String>,
+    /// Hostname stored in the secret; default: the cluster endpoint, or in a VPC the cluster's PrivateLink name.
+    #[arg(long, global = true)]
+    connect_host: Option<String>,
     /// E-mail address that receives rotation alarms; default: none.
     #[arg(long, global = true)]
     alarm_email: Option<String>,
@@ -206,6 +209,7 @@ impl SettingsArgs {
             dsql_service_name: self.dsql_service_name,
             alarm_email: self.alarm_email,
             function_reserved_concurrency: self.function_reserved_concurrency,
+            connect_host: self.connect_host,
         }
     }
 }

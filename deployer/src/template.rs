@@ -112,6 +112,10 @@ pub fn rotation_parameters(settings: &Settings, code: &CodeLocation) -> Vec<(&'s
             vpc_text(settings, |vpc| Some(&vpc.dsql_service_name)),
         ),
         (
+            "ConnectHost",
+            settings.connect_host.clone().unwrap_or_default().into(),
+        ),
+        (
             "AlarmEmail",
             settings.alarm_email.clone().unwrap_or_default().into(),
         ),

@@ -608,6 +608,35 @@ fn secret_host_per_variant() {
 }
 
 #[test]
+fn connect_host_replaces_host() {
+    for network in [Network::Public, Network::Vpc] {
+        let variant = Variant {
+            admin: true,
+            network,
+            key: Key::AwsManaged,
+            roles: 0,
+        };
+        let mut settings = variant.settings();
+        settings.connect_host = Some("db.internal.example.com".into());
+        let code = CodeLocation {
+            bucket: "artifacts-bucket".into(),
+            key: "rotator/0123abcd.zip".into(),
+        };
+        let rendered =
+            Rendered(serde_yaml::from_str(&render_rotation(&settings, &code).unwrap()).unwrap());
+
+        let text = rendered.property("TokenSecret", &["SecretString"]);
+        let value: Json = serde_json::from_str(text.as_str().unwrap()).unwrap();
+
+        assert_eq!(
+            value["host"],
+            json!("db.internal.example.com"),
+            "{network:?}"
+        );
+    }
+}
+
+#[test]
 fn network_resources_per_variant() {
     for variant in variants() {
         let rendered = variant.render();

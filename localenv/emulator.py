@@ -76,16 +76,19 @@ class Emulator:
     """
 
     def __init__(self, workdir, *, port=None, region="us-east-1", extra_env=None,
-                 python=sys.executable, startup_timeout=60.0):
+                 python=sys.executable, startup_timeout=60.0, server_module="localenv.serve"):
         """`workdir` contains the server's log, TMPDIR and STATE_DIR and is
         created if missing. `extra_env` is added to the server's environment,
-        which every function inherits. `python` must have MiniStack installed."""
+        which every function inherits. `python` must have MiniStack installed.
+        `server_module` is run with `python -m` and must apply the localenv
+        patches before it starts MiniStack, as `localenv.serve` does."""
         self.workdir = Path(workdir)
         self.port = port
         self.region = region
         self.extra_env = dict(extra_env or {})
         self.python = python
         self.startup_timeout = startup_timeout
+        self.server_module = server_module
         self.log_path = self.workdir / "emulator.log"
         self.pid = None
         self._process = None
@@ -132,7 +135,7 @@ class Emulator:
         started = time.monotonic()
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
-                [self.python, "-m", "localenv.serve"],
+                [self.python, "-m", self.server_module],
                 cwd=REPO_ROOT,
                 env=self.server_env(),
                 stdin=subprocess.DEVNULL,

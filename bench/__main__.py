@@ -5,9 +5,10 @@ deployer against the AWS CLI, in the local emulator.
 
 `scripts/bench` builds the binaries and installs the AWS CLI, then runs this.
 It starts its own DSQL stand-in, emulator and counting proxy on 127.0.0.1,
-prints one Markdown table on stdout, writes every sample and the calls of
-each deploy command to target/bench/results.json, and logs progress on
-stderr. docs/benchmarks.md explains each figure and its limits.
+and prints a line about the machine and one Markdown table on stdout. It
+writes every sample and the calls of each deploy command to
+target/bench/results.json and logs progress on stderr. docs/benchmarks.md
+explains each figure and its limits.
 """
 
 import argparse

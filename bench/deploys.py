@@ -47,10 +47,11 @@ class DeploySamples:
     down: list = field(default_factory=list)
     cli_unchanged: list = field(default_factory=list)
     noop_build_seconds: list = field(default_factory=list)
+    packaging_seconds: list = field(default_factory=list)
 
 
 class CallLog:
-    """Reads the counting proxy's log of calls."""
+    """The counting proxy's log of calls, read by line position."""
 
     def __init__(self, path):
         self.path = Path(path)
@@ -111,6 +112,7 @@ class DeployBench:
         deploy, down. Then remove the artifacts stack, so that the next
         round starts from nothing too."""
         samples.noop_build_seconds.append(self.time_noop_build())
+        samples.packaging_seconds.append(self.time_packaging())
         up, result = self._deployer_json(["up"])
         if result["outcome"] != "created":
             raise DeployError(f"deployer up from nothing reported {result['outcome']!r}, expected 'created'")
@@ -142,6 +144,17 @@ class DeployBench:
         started = time.perf_counter()
         subprocess.run(command, cwd=self.repo, check=True, capture_output=True, timeout=COMMAND_TIMEOUT_SECONDS)
         return time.perf_counter() - started
+
+    def time_packaging(self):
+        """Return the seconds that the deployer takes to read, check and zip
+        the built rotator, which every `deployer up` pays. `deployer render`
+        with a code bucket does that work and makes no AWS call."""
+        command = [str(self.deployer), "render", "--rotator-binary", str(self.rotator_binary()),
+                   "--code-bucket", "bench-packaging-only", *self.settings]
+        timed, _ = self._timed(command, "deployer render", cwd=self.repo)
+        if timed.calls:
+            raise DeployError(f"deployer render made {len(timed.calls)} AWS calls, expected none")
+        return timed.seconds
 
     def _deployer_json(self, args):
         command = [str(self.deployer), *args, *self.settings, "--output", "json"]

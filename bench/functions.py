@@ -126,7 +126,7 @@ class FunctionBench:
 
     def measure_invocations(self, function, samples, warm_count):
         """Record one cold invocation and `warm_count` warm ones of an event
-        that the handler answers after one DescribeSecret call: a step for the
+        that the handler returns from after one DescribeSecret call: a step for the
         version that is already AWSCURRENT."""
         event = {
             "Step": "createSecret",
@@ -140,9 +140,10 @@ class FunctionBench:
         started = procstats.function_pids(self.emulator.pid, function.process_marker) - before
         if len(started) != 1:
             raise BenchmarkError(f"expected one new process for {function.name}, found {sorted(started)}")
-        samples.notes.setdefault("process", " ".join(procstats.command_line(next(iter(started)))))
+        pid = next(iter(started))
+        samples.notes["process"] = " ".join(procstats.command_line(pid)).strip()
         if function.name == PYTHON_FUNCTION:
-            samples.notes["psycopg_loaded_from"] = self._psycopg_location(next(iter(started)))
+            samples.notes["psycopg_loaded_from"] = self._psycopg_location(pid)
         for _ in range(warm_count):
             samples.warm.append(self._invoke(function, event))
 

@@ -174,13 +174,16 @@ class DeployBench:
         if render.returncode != 0:
             raise DeployError(f"deployer render failed:\n{render.stderr}")
         template.write_text(render.stdout, encoding="utf-8")
-        timed, _ = self._timed(
+        timed, stdout = self._timed(
             [str(self.aws_cli), "--endpoint-url", self.proxy_url, "cloudformation", "deploy",
              "--template-file", str(template), "--stack-name", STACK,
              "--capabilities", "CAPABILITY_IAM", "--no-fail-on-empty-changeset"],
             "aws cloudformation deploy",
             cwd=self.work_dir,
         )
+        # The AWS CLI prints this line when the change set it created is empty.
+        if "No changes to deploy" not in stdout:
+            raise DeployError(f"aws cloudformation deploy changed the stack that up left unchanged:\n{stdout}")
         return timed
 
     def rotator_binary(self):

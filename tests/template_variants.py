@@ -30,8 +30,8 @@ def all_variants():
 def variant_flags(admin, network, key, roles, *, account="111122223333", given_key_arn=None,
                   vpc_id=VPC_ID, subnet_ids=SUBNET_IDS, endpoint_ids=None):
     """Return the deployer flags of one variant. `given_key_arn` is the key
-    ARN used when `key` is "given"; `endpoint_ids` the two existing endpoint
-    ids when `network` is "vpc-existing-endpoints"."""
+    ARN used when `key` is "given", and `endpoint_ids` are the two existing
+    endpoint ids used when `network` is "vpc-existing-endpoints"."""
     flags = ["--database-user", "admin" if admin else "app_reader"]
 
     for number in range(1, roles + 1):

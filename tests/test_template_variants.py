@@ -22,7 +22,7 @@ VARIANTS = list(all_variants())
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
-    """Render every variant into one folder; return the folder."""
+    """Render every variant into one folder and return the folder."""
     build_deployer()
     folder = tmp_path_factory.mktemp("variants")
     env = deployer_env("http://127.0.0.1:9")
@@ -59,7 +59,7 @@ def test_cfn_lint_passes_every_variant(rendered):
 
 @pytest.fixture(scope="module")
 def checkov_reports(rendered):
-    """Run checkov once over the folder; return its report per file name."""
+    """Run checkov once over the folder and return its outcome per file name."""
     assert CHECKOV.exists(), f"{CHECKOV} is missing; run scripts/bootstrap"
     unshare = shutil.which("unshare")
     assert unshare, "unshare (util-linux) is needed to run checkov without network"

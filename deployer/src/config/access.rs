@@ -14,7 +14,7 @@ pub enum KmsKey {
 }
 
 impl KmsKey {
-    /// The value of the template's `KmsKey` parameter.
+    /// Returns the value of the template's `KmsKey` parameter.
     pub fn parameter(&self) -> &str {
         match self {
             KmsKey::AwsManaged => "aws-managed",

@@ -4,7 +4,8 @@ use std::net::Ipv4Addr;
 
 use super::{invalid, ConfigError};
 
-/// Subnets that Lambda accepts in one function's VPC configuration, at most.
+/// Maximum number of subnets in a function's VPC configuration (Lambda API
+/// reference, `VpcConfig.SubnetIds`).
 const MAX_SUBNETS: usize = 16;
 
 /// The VPC that the function runs in, and the endpoints it reaches there.
@@ -13,9 +14,9 @@ pub struct VpcSettings {
     pub vpc_id: String,
     pub vpc_cidr: String,
     pub subnet_ids: Vec<String>,
-    /// Existing Secrets Manager interface endpoint; `None` creates one.
+    /// Existing Secrets Manager interface endpoint, or `None` to create one.
     pub secretsmanager_endpoint_id: Option<String>,
-    /// Existing interface endpoint of the cluster's DSQL service; `None` creates one.
+    /// Existing interface endpoint of the cluster's DSQL service, or `None` to create one.
     pub dsql_endpoint_id: Option<String>,
     pub dsql_service_name: String,
 }
@@ -32,7 +33,7 @@ pub struct RawVpc {
 }
 
 impl RawVpc {
-    /// Validates the VPC settings; `None` when no VPC is configured.
+    /// Validates the VPC settings and returns `None` when no VPC is configured.
     pub fn validate(
         self,
         region: &str,

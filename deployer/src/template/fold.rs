@@ -233,8 +233,8 @@ fn unsupported(what: &str, value: &Value) -> TemplateError {
     TemplateError::Condition(format!("cannot fold {what}: {}", text.trim()))
 }
 
-/// Removes the entries whose `Condition` is false and strips the key from
-/// the rest; returns the names removed.
+/// Removes the entries whose `Condition` is false, strips the key from the
+/// rest and returns the names removed.
 fn drop_false_entries(
     entries: &mut Mapping,
     conditions: &BTreeMap<String, bool>,
@@ -271,7 +271,7 @@ fn lookup(conditions: &BTreeMap<String, bool>, name: &Value) -> Result<bool, Tem
         .ok_or_else(|| TemplateError::Condition(format!("condition {name} is not defined")))
 }
 
-/// Replaces each `Fn::If` by its chosen branch; a branch of `AWS::NoValue`
+/// Replaces each `Fn::If` by its chosen branch. A branch of `AWS::NoValue`
 /// removes the property or list item that held the `Fn::If`.
 fn resolve_ifs(
     value: &mut Value,
@@ -391,7 +391,7 @@ fn collect_references(value: &Value, names: &mut BTreeSet<String>) {
     }
 }
 
-/// Collects `${Name}` placeholders; `${!Literal}` is an escape, not a name.
+/// Collects `${Name}` placeholders but not `${!Literal}`, which is an escape.
 fn collect_sub_names(text: &str, names: &mut BTreeSet<String>) {
     let mut rest = text;
     while let Some(start) = rest.find("${") {

@@ -443,7 +443,7 @@ fn expected_key_policy(variant: &Variant) -> Vec<Json> {
             "Effect": "Allow",
             "Principal": {"AWS": root},
             "Action": [
-                "kms:CancelKeyDeletion", "kms:CreateAlias", "kms:CreateGrant",
+                "kms:CancelKeyDeletion", "kms:CreateAlias",
                 "kms:DeleteAlias", "kms:DescribeKey", "kms:DisableKey",
                 "kms:DisableKeyRotation", "kms:EnableKey", "kms:EnableKeyRotation",
                 "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListAliases",

@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod aws;
+mod changes;
 mod commands;
 mod config;
 mod package;
@@ -16,15 +17,20 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use commands::confirm::{Approval, NotConfirmed};
 use commands::render::CodeOverrides;
-use commands::{OutputFormat, RotatorSource};
+use commands::{ErrorDetail, ErrorDocument, OutputFormat, RotatorSource};
 use config::{ConfigError, RawSettings, Settings};
+use stack::StackError;
+
+/// Exit code for a failed operation: a failed deploy, build or AWS call.
+const EXIT_FAILED: u8 = 1;
 
 /// Exit code for bad input: invalid settings or flags.
 const EXIT_BAD_INPUT: u8 = 2;
 
-/// Exit code for a failed operation: a failed deploy, build or AWS call.
-const EXIT_FAILED: u8 = 1;
+/// Exit code for changes that need confirmation and did not get it.
+const EXIT_NOT_CONFIRMED: u8 = 3;
 
 const AFTER_HELP: &str = "\
 Settings come from the settings file, then flags, which win over the file.
@@ -33,8 +39,19 @@ AWS_DEFAULT_REGION) gives the region when neither the file nor --region
 does. AWS credentials and endpoints come from the standard chain:
 AWS_PROFILE, AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, ~/.aws/config, ...
 
-Exit codes: 0 success, 1 the operation failed (deploy, build or AWS call),
-2 bad input (settings or flags).";
+With --output json, stdout carries exactly one JSON document: the result,
+or an error document with the fields error.kind, error.exit_code,
+error.message and error.failed_resources when the command fails after its
+flags were parsed. Logs and progress go to stderr.
+
+Exit codes:
+  0  success, including an `up` or `diff` with nothing to change
+  1  the operation failed: deploy, build or AWS call; a failed deploy lists
+     every failed resource with CloudFormation's reason
+  2  bad input: invalid settings or flags, rejected before any AWS call
+  3  `up` planned changes that widen IAM or network access or replace the
+     secret, and they were not confirmed: declined on the terminal, or no
+     terminal and no --yes; nothing was changed";
 
 #[derive(Debug, Parser)]
 #[command(name = "deployer", version, about, after_help = AFTER_HELP)]
@@ -57,7 +74,20 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Build and upload the rotator, then create or update the stack and wait.
+    ///
+    /// Shows the planned changes first. On an existing stack, `up` asks on the
+    /// terminal before changes that widen IAM or network access or replace the
+    /// secret. Without a terminal they need --yes, or `up` exits with code 3.
     Up {
+        /// Use this rotator binary instead of building one from the workspace.
+        #[arg(long, value_name = "PATH")]
+        rotator_binary: Option<PathBuf>,
+        /// Apply changes that widen access or replace the secret without asking, as in CI.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Show what `up` would change, through a change set that is deleted afterwards.
+    Diff {
         /// Use this rotator binary instead of building one from the workspace.
         #[arg(long, value_name = "PATH")]
         rotator_binary: Option<PathBuf>,
@@ -223,35 +253,68 @@ fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
 
+    let format = cli.output;
     let settings = match load_settings(cli.config.clone(), cli.settings) {
         Ok(settings) => settings,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return ExitCode::from(EXIT_BAD_INPUT);
-        }
+        Err(err) => return fail(format, "bad_input", EXIT_BAD_INPUT, &err.into()),
     };
 
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::from(EXIT_FAILED);
+            let err = anyhow::Error::new(err).context("cannot start the async runtime");
+            return fail(format, "failed", EXIT_FAILED, &err);
         }
     };
 
-    match runtime.block_on(run(cli.command, &settings, cli.output)) {
+    match runtime.block_on(run(cli.command, &settings, format)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(EXIT_FAILED)
+        Err(err) if err.downcast_ref::<NotConfirmed>().is_some() => {
+            fail(format, "not_confirmed", EXIT_NOT_CONFIRMED, &err)
         }
+        Err(err) => fail(format, "failed", EXIT_FAILED, &err),
     }
+}
+
+/// Reports `err` on stderr, and with `--output json` also as the error
+/// document on stdout, then returns `code` as the exit code.
+fn fail(format: OutputFormat, kind: &'static str, code: u8, err: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {err:#}");
+    if format == OutputFormat::Json {
+        let failed_resources = err
+            .chain()
+            .find_map(|cause| match cause.downcast_ref::<StackError>() {
+                Some(StackError::Failed { failures, .. }) => Some(failures.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let document = ErrorDocument {
+            error: ErrorDetail {
+                kind,
+                exit_code: code,
+                message: format!("{err:#}"),
+                failed_resources,
+            },
+        };
+        commands::print_result(format, &document, |_| String::new());
+    }
+    ExitCode::from(code)
 }
 
 async fn run(command: Command, settings: &Settings, format: OutputFormat) -> anyhow::Result<()> {
     match command {
-        Command::Up { rotator_binary } => {
-            commands::up::run(settings, &rotator_source(rotator_binary), format).await
+        Command::Up {
+            rotator_binary,
+            yes,
+        } => {
+            let approval = match yes {
+                true => Approval::Given,
+                false => Approval::Ask,
+            };
+            commands::up::run(settings, &rotator_source(rotator_binary), format, approval).await
+        }
+        Command::Diff { rotator_binary } => {
+            commands::diff::run(settings, &rotator_source(rotator_binary), format).await
         }
         Command::Down { artifacts } => commands::down::run(settings, artifacts, format).await,
         Command::Render {
@@ -263,7 +326,8 @@ async fn run(command: Command, settings: &Settings, format: OutputFormat) -> any
                 bucket: code_bucket,
                 key: code_key,
             };
-            commands::render::run(settings, &rotator_source(rotator_binary), overrides).await
+            commands::render::run(settings, &rotator_source(rotator_binary), overrides, format)
+                .await
         }
     }
 }

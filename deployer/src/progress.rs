@@ -3,7 +3,8 @@
 
 use std::io::{IsTerminal, Write};
 
-use crate::stack::{PlannedChange, ResourceEvent};
+use crate::changes::{Action, PlannedChange, Replacement};
+use crate::stack::ResourceEvent;
 
 /// Receives what stack operations do, for showing to the user.
 pub trait Reporter: Sync {
@@ -53,18 +54,7 @@ impl Reporter for LineReporter {
     fn planned(&self, stack: &str, changes: &[PlannedChange]) {
         self.write(&format!("stack {stack}: {} change(s)", changes.len()));
         for change in changes {
-            let (marker, colour) = change_marker(change);
-            let replacement = if change.replacement {
-                " (replacement)"
-            } else {
-                ""
-            };
-            self.write(&format!(
-                "  {} {} {}{replacement}",
-                self.paint(marker, colour),
-                change.logical_id,
-                change.resource_type
-            ));
+            self.write(&change_line(change, self.colour));
         }
     }
 
@@ -93,12 +83,33 @@ pub fn colour_enabled() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
+/// Formats one planned change: marker, logical id, type, then notes on
+/// replacement and on why it needs confirmation.
+pub fn change_line(change: &PlannedChange, colour: bool) -> String {
+    let (marker, code) = change_marker(change);
+    let marker = match colour {
+        true => format!("\x1b[{code}m{marker}\x1b[0m"),
+        false => marker.to_string(),
+    };
+    let mut line = format!("  {marker} {} {}", change.logical_id, change.resource_type);
+    if change.replaces() {
+        line.push_str(match change.replacement {
+            Replacement::Yes => " (replacement)",
+            _ => " (may be replaced)",
+        });
+    }
+    if let Some(reason) = change.confirmation_reason() {
+        line.push_str(&format!(" [{reason}]"));
+    }
+    line
+}
+
 /// Marks an added resource `+`, a modified one `~`, a replaced one `!` and a removed one `-`.
 fn change_marker(change: &PlannedChange) -> (&'static str, &'static str) {
-    match change.action.as_str() {
-        "Add" => ("+", "32"),
-        "Remove" => ("-", "31"),
-        _ if change.replacement => ("!", "33"),
+    match change.action {
+        Action::Add => ("+", "32"),
+        Action::Remove => ("-", "31"),
+        _ if change.replaces() => ("!", "33"),
         _ => ("~", "33"),
     }
 }
@@ -118,21 +129,45 @@ fn status_colour(status: &str) -> &'static str {
 mod tests {
     use super::*;
 
-    fn change(action: &str, replacement: bool) -> PlannedChange {
+    fn change(action: Action, replacement: Replacement) -> PlannedChange {
         PlannedChange {
-            action: action.into(),
+            action,
             logical_id: "TokenSecret".into(),
             resource_type: "AWS::SecretsManager::Secret".into(),
             replacement,
+            access_change: false,
         }
     }
 
     #[test]
     fn markers_by_action() {
-        assert_eq!(change_marker(&change("Add", false)).0, "+");
-        assert_eq!(change_marker(&change("Remove", false)).0, "-");
-        assert_eq!(change_marker(&change("Modify", false)).0, "~");
-        assert_eq!(change_marker(&change("Modify", true)).0, "!");
+        assert_eq!(change_marker(&change(Action::Add, Replacement::No)).0, "+");
+        assert_eq!(
+            change_marker(&change(Action::Remove, Replacement::No)).0,
+            "-"
+        );
+        assert_eq!(
+            change_marker(&change(Action::Modify, Replacement::No)).0,
+            "~"
+        );
+        assert_eq!(
+            change_marker(&change(Action::Modify, Replacement::Yes)).0,
+            "!"
+        );
+        assert_eq!(
+            change_marker(&change(Action::Modify, Replacement::Conditional)).0,
+            "!"
+        );
+    }
+
+    #[test]
+    fn secret_replacement_line_names_reason() {
+        let line = change_line(&change(Action::Modify, Replacement::Yes), false);
+
+        assert_eq!(
+            line,
+            "  ! TokenSecret AWS::SecretsManager::Secret (replacement) [replaces or removes the secret, which changes its ARN]"
+        );
     }
 
     #[test]

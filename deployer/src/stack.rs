@@ -10,6 +10,7 @@ use aws_sdk_cloudformation::types::{
 };
 use aws_sdk_cloudformation::Client;
 
+use crate::changes::PlannedChange;
 use crate::progress::Reporter;
 
 /// Maximum pause between two polls of a stack or change set.
@@ -35,12 +36,15 @@ pub enum StackError {
         failures: Vec<ResourceFailure>,
     },
 
+    #[error("stack {stack} is in ROLLBACK_COMPLETE after a failed create, so it has nothing to compare with; `deployer up` deletes it and creates it again")]
+    NeedsRecreate { stack: String },
+
     #[error("stack {stack} is in UPDATE_ROLLBACK_FAILED; fix the resources named in its events, then run `aws cloudformation continue-update-rollback --stack-name {stack}` and run this command again")]
     RollbackFailed { stack: String },
 }
 
 /// A resource that failed during a stack operation, with CloudFormation's reason.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ResourceFailure {
     pub logical_id: String,
     pub resource_type: String,
@@ -60,13 +64,24 @@ fn format_failures(failures: &[ResourceFailure]) -> String {
         .collect()
 }
 
-/// One resource change that a change set would make.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlannedChange {
-    pub action: String,
-    pub logical_id: String,
-    pub resource_type: String,
-    pub replacement: bool,
+/// A change set that was created and not yet executed or deleted.
+#[derive(Debug, Clone)]
+pub struct ChangeSetPlan {
+    pub stack: String,
+    pub change_set: String,
+    /// The change set creates the stack, so CloudFormation keeps it in an
+    /// empty stack in REVIEW_IN_PROGRESS until it runs.
+    pub creates_stack: bool,
+    pub changes: Vec<PlannedChange>,
+}
+
+/// Handling of a stack that a failed create left in ROLLBACK_COMPLETE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Delete it, so that the change set creates it again.
+    Recreate,
+    /// Leave it and fail, for a preview that must change nothing.
+    Refuse,
 }
 
 /// Result of `apply`.
@@ -117,37 +132,105 @@ impl<'a> Stacks<'a> {
     /// Creates or updates the stack from `template` through a change set and
     /// waits until it settles.
     pub async fn apply(&self, stack: &str, template: &str) -> Result<ApplyOutcome, StackError> {
-        let change_type = self.prepare(stack).await?;
+        let Some(plan) = self.plan(stack, template, Recovery::Recreate).await? else {
+            return Ok(ApplyOutcome::Unchanged);
+        };
+        self.reporter.planned(stack, &plan.changes);
+        self.execute(&plan).await
+    }
+
+    /// Creates a change set for `template` and returns its changes, or
+    /// `None` (after deleting the empty change set) when nothing would change.
+    /// A stack in progress is waited for first, and `recovery` decides the
+    /// fate of a stack left in ROLLBACK_COMPLETE.
+    pub async fn plan(
+        &self,
+        stack: &str,
+        template: &str,
+        recovery: Recovery,
+    ) -> Result<Option<ChangeSetPlan>, StackError> {
+        let change_type = self.prepare(stack, recovery).await?;
         let change_set = format!("deployer-{}", unix_millis());
 
         self.create_change_set(stack, &change_set, template, &change_type)
             .await?;
-        let Some(changes) = self.wait_for_change_set(stack, &change_set).await? else {
-            self.delete_change_set(stack, &change_set).await?;
-            self.reporter.note(&format!("stack {stack}: no changes"));
-            return Ok(ApplyOutcome::Unchanged);
+        let plan = ChangeSetPlan {
+            stack: stack.to_string(),
+            change_set,
+            creates_stack: change_type == ChangeSetType::Create,
+            changes: Vec::new(),
         };
+        match self.wait_for_change_set(stack, &plan.change_set).await {
+            Ok(Some(changes)) => Ok(Some(ChangeSetPlan { changes, ..plan })),
+            Ok(None) => {
+                self.discard(&plan).await?;
+                self.reporter.note(&format!("stack {stack}: no changes"));
+                Ok(None)
+            }
+            Err(err) => {
+                // A failed change set of a new stack leaves an empty stack behind.
+                if plan.creates_stack {
+                    if let Err(cleanup) = self.discard(&plan).await {
+                        tracing::warn!(stack, error = %cleanup, "cannot delete the failed change set");
+                    }
+                }
+                Err(err)
+            }
+        }
+    }
 
-        self.reporter.planned(stack, &changes);
+    /// Executes a planned change set and waits until the stack settles.
+    pub async fn execute(&self, plan: &ChangeSetPlan) -> Result<ApplyOutcome, StackError> {
+        let stack = plan.stack.as_str();
         let seen = self.current_event_ids(stack).await?;
         self.client
             .execute_change_set()
             .stack_name(stack)
-            .change_set_name(&change_set)
+            .change_set_name(&plan.change_set)
             .send()
             .await
             .map_err(|err| aws_error("ExecuteChangeSet", stack, err))?;
 
         self.wait_until_settled(stack, seen).await?;
-        match change_type {
-            ChangeSetType::Create => Ok(ApplyOutcome::Created),
-            _ => Ok(ApplyOutcome::Updated),
+        match plan.creates_stack {
+            true => Ok(ApplyOutcome::Created),
+            false => Ok(ApplyOutcome::Updated),
         }
+    }
+
+    /// Deletes a change set that will not run. For a change set that would
+    /// have created the stack, also deletes the empty stack in
+    /// REVIEW_IN_PROGRESS that CloudFormation made to hold it.
+    pub async fn discard(&self, plan: &ChangeSetPlan) -> Result<(), StackError> {
+        self.delete_change_set(&plan.stack, &plan.change_set)
+            .await?;
+        tracing::info!(
+            stack = plan.stack,
+            change_set = plan.change_set,
+            "deleted change set"
+        );
+        if plan.creates_stack {
+            self.delete_empty(&plan.stack).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a stack that has no resources and waits until it is gone.
+    async fn delete_empty(&self, stack: &str) -> Result<(), StackError> {
+        self.client
+            .delete_stack()
+            .stack_name(stack)
+            .send()
+            .await
+            .map_err(|err| aws_error("DeleteStack", stack, err))?;
+        self.wait_until_settled_quietly(stack).await?;
+        tracing::info!(stack, "deleted the empty stack of the change set");
+        Ok(())
     }
 
     /// Brings the stack to a state a change set can start from and returns
     /// the change set type to use.
-    async fn prepare(&self, stack: &str) -> Result<ChangeSetType, StackError> {
+    async fn prepare(&self, stack: &str, recovery: Recovery) -> Result<ChangeSetType, StackError> {
         loop {
             let Some(state) = self.describe(stack).await? else {
                 return Ok(ChangeSetType::Create);
@@ -156,6 +239,11 @@ impl<'a> Stacks<'a> {
             match state.status.as_str() {
                 // A stack created by a change set that never ran has no resources.
                 "REVIEW_IN_PROGRESS" => return Ok(ChangeSetType::Create),
+                "ROLLBACK_COMPLETE" if recovery == Recovery::Refuse => {
+                    return Err(StackError::NeedsRecreate {
+                        stack: stack.into(),
+                    });
+                }
                 "ROLLBACK_COMPLETE" => {
                     self.reporter.note(&format!("stack {stack} is in ROLLBACK_COMPLETE after a failed create; deleting it to create it again"));
                     self.delete(stack).await?;
@@ -225,7 +313,11 @@ impl<'a> Stacks<'a> {
             match output.status() {
                 Some(ChangeSetStatus::CreateComplete) => {
                     return Ok(Some(
-                        output.changes().iter().filter_map(planned_change).collect(),
+                        output
+                            .changes()
+                            .iter()
+                            .filter_map(PlannedChange::from_change)
+                            .collect(),
                     ));
                 }
                 Some(ChangeSetStatus::Failed) => {
@@ -406,26 +498,6 @@ fn resource_event(event: &StackEvent) -> ResourceEvent {
             .unwrap_or_default(),
         reason: event.resource_status_reason().map(str::to_string),
     }
-}
-
-fn planned_change(change: &aws_sdk_cloudformation::types::Change) -> Option<PlannedChange> {
-    let resource = change.resource_change()?;
-    let replacement = resource
-        .replacement()
-        .is_some_and(|replacement| replacement.as_str() != "False");
-
-    Some(PlannedChange {
-        action: resource
-            .action()
-            .map(|action| action.as_str().to_string())
-            .unwrap_or_default(),
-        logical_id: resource
-            .logical_resource_id()
-            .unwrap_or_default()
-            .to_string(),
-        resource_type: resource.resource_type().unwrap_or_default().to_string(),
-        replacement,
-    })
 }
 
 fn stack_state(stack: &Stack) -> StackState {

@@ -1,5 +1,7 @@
 //! The deployer's commands, each in its own module.
 
+pub mod confirm;
+pub mod diff;
 pub mod down;
 pub mod render;
 pub mod up;
@@ -9,6 +11,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::package::{self, Artifact, PackageError};
+use crate::stack::ResourceFailure;
 
 /// How results are printed on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -32,6 +35,23 @@ pub fn print_result<T: Serialize>(
             Err(err) => tracing::error!(error = %err, "cannot encode the result as JSON"),
         },
     }
+}
+
+/// Error document printed on stdout with `--output json` when a command fails.
+#[derive(Debug, Serialize)]
+pub struct ErrorDocument {
+    pub error: ErrorDetail,
+}
+
+/// What failed, with the exit code the process ends with.
+#[derive(Debug, Serialize)]
+pub struct ErrorDetail {
+    pub kind: &'static str,
+    pub exit_code: u8,
+    pub message: String,
+    /// Resources that failed in the stack operation, with CloudFormation's reasons.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_resources: Vec<ResourceFailure>,
 }
 
 /// Where the rotator's binary comes from.

@@ -9,7 +9,13 @@ use crate::progress::LineReporter;
 use crate::stack::Stacks;
 use crate::template::{self, CodeLocation};
 
-use super::RotatorSource;
+use super::{print_result, OutputFormat, RotatorSource};
+
+/// Result of `render` in JSON: the template text.
+#[derive(Debug, serde::Serialize)]
+pub struct RenderResult {
+    pub template: String,
+}
 
 /// Code location flags of `render`; whatever is missing is worked out as `up` would.
 #[derive(Debug, Default, Clone)]
@@ -23,6 +29,7 @@ pub async fn run(
     settings: &Settings,
     source: &RotatorSource,
     overrides: CodeOverrides,
+    format: OutputFormat,
 ) -> anyhow::Result<()> {
     let key = match overrides.key {
         Some(key) => key,
@@ -40,7 +47,12 @@ pub async fn run(
     };
 
     let rendered = template::render_rotation(settings, &CodeLocation { bucket, key })?;
-    print!("{rendered}");
+    match format {
+        OutputFormat::Text => print!("{rendered}"),
+        OutputFormat::Json => print_result(format, &RenderResult { template: rendered }, |_| {
+            String::new()
+        }),
+    }
     Ok(())
 }
 

@@ -10,11 +10,13 @@ use serde::Serialize;
 
 use crate::artifacts::{self, UploadOutcome};
 use crate::aws::Clients;
+use crate::changes::PlannedChange;
 use crate::config::Settings;
 use crate::progress::{LineReporter, Reporter};
-use crate::stack::{ApplyOutcome, Stacks};
+use crate::stack::{ApplyOutcome, Recovery, Stacks};
 use crate::template::{self, CodeLocation};
 
+use super::confirm::{self, Approval};
 use super::{print_result, OutputFormat, RotatorSource};
 
 /// Maximum wait for Lambda to finish applying a code update.
@@ -29,6 +31,7 @@ pub struct UpResult {
     pub code_bucket: String,
     pub code_key: String,
     pub code_sha256: String,
+    pub changes: Vec<PlannedChange>,
     pub outputs: BTreeMap<String, String>,
 }
 
@@ -37,6 +40,7 @@ pub async fn run(
     settings: &Settings,
     source: &RotatorSource,
     format: OutputFormat,
+    approval: Approval,
 ) -> anyhow::Result<()> {
     let artifact = source.package().context("cannot package the rotator")?;
 
@@ -57,7 +61,14 @@ pub async fn run(
     };
 
     let rendered = template::render_rotation(settings, &code)?;
-    let outcome = stacks.apply(&settings.stack_name, &rendered).await?;
+    let (outcome, changes) = apply_confirmed(
+        &stacks,
+        &reporter,
+        &settings.stack_name,
+        &rendered,
+        approval,
+    )
+    .await?;
 
     let state = stacks
         .describe(&settings.stack_name)
@@ -88,10 +99,33 @@ pub async fn run(
         code_bucket: code.bucket,
         code_key: code.key,
         code_sha256: artifact.code_sha256(),
+        changes,
         outputs,
     };
     print_result(format, &result, describe);
     Ok(())
+}
+
+/// Plans the change set, shows it, gets confirmation where a change needs
+/// it, and executes it. An unconfirmed change set is deleted unexecuted.
+async fn apply_confirmed(
+    stacks: &Stacks<'_>,
+    reporter: &dyn Reporter,
+    stack: &str,
+    template: &str,
+    approval: Approval,
+) -> anyhow::Result<(ApplyOutcome, Vec<PlannedChange>)> {
+    let Some(plan) = stacks.plan(stack, template, Recovery::Recreate).await? else {
+        return Ok((ApplyOutcome::Unchanged, Vec::new()));
+    };
+    reporter.planned(stack, &plan.changes);
+
+    if let Err(err) = confirm::confirm(&plan, approval) {
+        stacks.discard(&plan).await?;
+        return Err(err.into());
+    }
+    let outcome = stacks.execute(&plan).await?;
+    Ok((outcome, plan.changes))
 }
 
 /// Checks that the deployed function runs exactly the zip that was uploaded.

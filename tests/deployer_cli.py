@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -70,3 +71,18 @@ def local_settings(stack_name, standin, **extra):
     for name, value in extra.items():
         flags += ["--" + name.replace("_", "-"), str(value)]
     return flags
+
+
+def rotator_binary(directory):
+    """Build the rotator for the Lambda once and copy it to `directory`, out
+    of a target folder that other builds may overwrite. ROTATOR_BIN names a
+    prebuilt binary instead."""
+    prebuilt = os.environ.get("ROTATOR_BIN")
+    if prebuilt:
+        return prebuilt
+    subprocess.run(["cargo", "build", "--quiet", "--package", "rotator", "--profile", "lambda", "--locked"],
+                   cwd=REPO_ROOT, check=True)
+    target = REPO_ROOT / os.environ.get("CARGO_TARGET_DIR", "target")
+    copy = directory / "rotator"
+    shutil.copy(target / "lambda" / "rotator", copy)
+    return str(copy)

@@ -7,9 +7,6 @@ Each test uses its own stack so that one failure does not cascade.
 """
 
 import json
-import os
-import shutil
-import subprocess
 import time
 
 import pytest
@@ -19,12 +16,11 @@ from deployer_cli import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_OK,
-    REPO_ROOT,
     build_deployer,
     deployer_env,
     local_settings,
+    rotator_binary,
     run_deployer,
-    run_json,
 )
 from localenv.emulator import Emulator
 from localenv.standin import DsqlStandin
@@ -63,20 +59,6 @@ WAITING_TEMPLATE = json.dumps({
         },
     },
 })
-
-
-def rotator_binary(directory):
-    """Build the rotator for the Lambda once and copy it out of the shared
-    target directory; ROTATOR_BIN names a prebuilt one instead."""
-    prebuilt = os.environ.get("ROTATOR_BIN")
-    if prebuilt:
-        return prebuilt
-    subprocess.run(["cargo", "build", "--quiet", "--package", "rotator", "--profile", "lambda", "--locked"],
-                   cwd=REPO_ROOT, check=True)
-    target = os.environ.get("CARGO_TARGET_DIR", str(REPO_ROOT / "target"))
-    copy = directory / "rotator"
-    shutil.copy(os.path.join(REPO_ROOT, target, "lambda", "rotator"), copy)
-    return str(copy)
 
 
 @pytest.fixture(scope="module")

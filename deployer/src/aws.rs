@@ -8,6 +8,7 @@ pub struct Clients {
     pub cloudformation: aws_sdk_cloudformation::Client,
     pub s3: aws_sdk_s3::Client,
     pub lambda: aws_sdk_lambda::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
 }
 
 impl Clients {
@@ -22,6 +23,7 @@ impl Clients {
             cloudformation: aws_sdk_cloudformation::Client::new(&config),
             s3: s3_client(&config),
             lambda: aws_sdk_lambda::Client::new(&config),
+            secrets: aws_sdk_secretsmanager::Client::new(&config),
         }
     }
 }

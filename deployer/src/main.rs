@@ -11,6 +11,7 @@ mod progress;
 mod schedule;
 mod stack;
 mod template;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -91,6 +92,22 @@ enum Command {
         /// Use this rotator binary instead of building one from the workspace.
         #[arg(long, value_name = "PATH")]
         rotator_binary: Option<PathBuf>,
+    },
+    /// Show the stack, the secret's rotation, the current token's signing
+    /// time and expiry, and whether the deployed rotator matches a fresh build.
+    Status {
+        /// Use this rotator binary instead of building one from the workspace.
+        #[arg(long, value_name = "PATH")]
+        rotator_binary: Option<PathBuf>,
+    },
+    /// Start a rotation of the secret and wait until the new token is AWSCURRENT.
+    ///
+    /// Fails (exit code 1) when the new version is not promoted within the
+    /// timeout, which is how a failed rotation shows.
+    Rotate {
+        /// Seconds to wait for the new version to become AWSCURRENT.
+        #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+        timeout_seconds: u64,
     },
     /// Delete the stack and wait; running it again is harmless.
     Down {
@@ -315,6 +332,13 @@ async fn run(command: Command, settings: &Settings, format: OutputFormat) -> any
         }
         Command::Diff { rotator_binary } => {
             commands::diff::run(settings, &rotator_source(rotator_binary), format).await
+        }
+        Command::Status { rotator_binary } => {
+            commands::status::run(settings, &rotator_source(rotator_binary), format).await
+        }
+        Command::Rotate { timeout_seconds } => {
+            let timeout = std::time::Duration::from_secs(timeout_seconds);
+            commands::rotate::run(settings, timeout, format).await
         }
         Command::Down { artifacts } => commands::down::run(settings, artifacts, format).await,
         Command::Render {

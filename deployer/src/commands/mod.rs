@@ -4,6 +4,8 @@ pub mod confirm;
 pub mod diff;
 pub mod down;
 pub mod render;
+pub mod rotate;
+pub mod status;
 pub mod up;
 
 use std::path::PathBuf;

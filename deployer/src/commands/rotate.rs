@@ -1,0 +1,166 @@
+//! `deployer rotate`: start a rotation and wait until the new version is
+//! AWSCURRENT, or until the wait times out with the version still pending.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+
+use crate::aws::{error_message, Clients};
+use crate::config::Settings;
+use crate::progress::{LineReporter, Reporter};
+use crate::stack::Stacks;
+
+use super::{print_result, OutputFormat};
+
+/// Pause between two reads of the secret's version stages.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Result of a rotation that finished.
+#[derive(Debug, Serialize)]
+pub struct RotateResult {
+    pub stack: String,
+    pub secret_arn: String,
+    pub version_id: String,
+    pub previous_version_id: Option<String>,
+    pub seconds: u64,
+}
+
+/// Rotates the stack's secret and waits for the outcome.
+pub async fn run(
+    settings: &Settings,
+    timeout: Duration,
+    format: OutputFormat,
+) -> anyhow::Result<()> {
+    let clients = Clients::load(&settings.region).await;
+    let reporter = LineReporter::new();
+    let stacks = Stacks::new(&clients.cloudformation, &reporter);
+
+    let stack = &settings.stack_name;
+    let state = stacks
+        .describe(stack)
+        .await?
+        .with_context(|| format!("stack {stack} does not exist; create it with `deployer up`"))?;
+    let outputs: BTreeMap<String, String> = state.outputs.into_iter().collect();
+    let secret = outputs
+        .get("SecretArn")
+        .context("the stack has no SecretArn output; run `deployer up` to update it")?;
+    let function = outputs.get("FunctionName").cloned().unwrap_or_default();
+
+    let previous = current_version(&clients.secrets, secret).await?;
+    let started = Instant::now();
+    let version = start_rotation(&clients.secrets, secret).await?;
+    reporter.note(&format!(
+        "secret {secret}: rotation started, new version {version}; waiting up to {} s for it to become AWSCURRENT",
+        timeout.as_secs()
+    ));
+
+    wait_until_current(&clients.secrets, secret, &version, timeout, &function).await?;
+    let result = RotateResult {
+        stack: stack.clone(),
+        secret_arn: secret.clone(),
+        version_id: version,
+        previous_version_id: previous,
+        seconds: started.elapsed().as_secs(),
+    };
+    print_result(format, &result, |result| {
+        format!(
+            "secret {}: rotated in {} s; version {} is AWSCURRENT",
+            result.secret_arn, result.seconds, result.version_id
+        )
+    });
+    Ok(())
+}
+
+async fn start_rotation(
+    secrets: &aws_sdk_secretsmanager::Client,
+    secret: &str,
+) -> anyhow::Result<String> {
+    let response = secrets
+        .rotate_secret()
+        .secret_id(secret)
+        .send()
+        .await
+        .map_err(|err| {
+            anyhow::anyhow!(
+                "RotateSecret on {secret} failed: {}; a rotation that is still pending from an earlier failure must be finished or its AWSPENDING label removed first",
+                error_message(&err)
+            )
+        })?;
+    response
+        .version_id()
+        .map(str::to_string)
+        .context("RotateSecret returned no version id")
+}
+
+/// Returns the version that has the AWSCURRENT label.
+async fn current_version(
+    secrets: &aws_sdk_secretsmanager::Client,
+    secret: &str,
+) -> anyhow::Result<Option<String>> {
+    let stages = version_stages(secrets, secret).await?;
+    Ok(stages
+        .into_iter()
+        .find(|(_, labels)| labels.iter().any(|label| label == "AWSCURRENT"))
+        .map(|(version, _)| version))
+}
+
+async fn version_stages(
+    secrets: &aws_sdk_secretsmanager::Client,
+    secret: &str,
+) -> anyhow::Result<Vec<(String, Vec<String>)>> {
+    let description = secrets
+        .describe_secret()
+        .secret_id(secret)
+        .send()
+        .await
+        .map_err(|err| {
+            anyhow::anyhow!("DescribeSecret on {secret} failed: {}", error_message(&err))
+        })?;
+    Ok(description
+        .version_ids_to_stages()
+        .map(|stages| {
+            stages
+                .iter()
+                .map(|(version, labels)| (version.clone(), labels.clone()))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Waits until `version` has AWSCURRENT. The rotation counts as failed when
+/// the timeout passes while the version is still only AWSPENDING, because
+/// the function promotes it only after every step succeeded.
+async fn wait_until_current(
+    secrets: &aws_sdk_secretsmanager::Client,
+    secret: &str,
+    version: &str,
+    timeout: Duration,
+    function: &str,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let stages = version_stages(secrets, secret).await?;
+        let labels = stages
+            .iter()
+            .find(|(id, _)| id == version)
+            .map(|(_, labels)| labels.clone())
+            .unwrap_or_default();
+        if labels.iter().any(|label| label == "AWSCURRENT") {
+            return Ok(());
+        }
+
+        if started.elapsed() >= timeout {
+            let state = match labels.is_empty() {
+                true => "has no label".to_string(),
+                false => format!("is still {}", labels.join(", ")),
+            };
+            bail!(
+                "rotation of {secret} failed: after {} s version {version} {state} and was not promoted to AWSCURRENT; the rotation function's errors are in log group /aws/lambda/{function}",
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}

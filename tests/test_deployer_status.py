@@ -1,0 +1,164 @@
+"""`deployer status` and `deployer rotate` against the emulator, whose
+rotations run the real rotator against the DSQL stand-in."""
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from deployer_cli import (
+    EXIT_FAILED,
+    EXIT_OK,
+    build_deployer,
+    deployer_env,
+    local_settings,
+    rotator_binary,
+    run_deployer,
+)
+from localenv.emulator import Emulator
+from localenv.standin import DsqlStandin
+
+# Default token lifetime: twice the 4-hour rotation period, at least 28,800 s.
+DEFAULT_LIFETIME_SECONDS = 36000
+
+
+@pytest.fixture(scope="module")
+def environment(tmp_path_factory):
+    """The stand-in, an emulator whose functions trust its CA, and the rotator binary."""
+    build_deployer()
+    binary = rotator_binary(tmp_path_factory.mktemp("rotator"))
+    with DsqlStandin() as standin:
+        workdir = tmp_path_factory.mktemp("status-emulator")
+        with Emulator(workdir, extra_env={"SSL_CERT_FILE": str(standin.ca_path)}) as emulator:
+            yield emulator, standin, binary
+
+
+def deployer(environment, command, stack, *extra, binary=None):
+    """Run a deployer command on `stack` with `--output json`."""
+    emulator, standin, default_binary = environment
+    args = [command, *local_settings(stack, standin), *extra, "--output", "json"]
+    if command in ("up", "status"):
+        args += ["--rotator-binary", binary or default_binary]
+    return run_deployer(args, env=deployer_env(emulator.endpoint_url))
+
+
+def deploy_and_wait_for_token(environment, stack):
+    """Deploy `stack`, wait until its first rotation stored a token, and
+    return the secret's ARN and that token."""
+    emulator, _, _ = environment
+    result = deployer(environment, "up", stack)
+    assert result.returncode == EXIT_OK, result.stderr
+    secret_arn = json.loads(result.stdout)["outputs"]["SecretArn"]
+
+    secrets = emulator.client("secretsmanager")
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        password = json.loads(secrets.get_secret_value(SecretId=secret_arn)["SecretString"])["password"]
+        if "X-Amz-Date=" in password:
+            return secret_arn, password
+        time.sleep(1)
+    raise AssertionError(f"the first rotation of {secret_arn} stored no token within 90 s")
+
+
+def current_version(emulator, secret_arn):
+    stages = emulator.client("secretsmanager").describe_secret(SecretId=secret_arn)["VersionIdsToStages"]
+    [version] = [version for version, labels in stages.items() if "AWSCURRENT" in labels]
+    return version
+
+
+def test_status_after_rotation(environment):
+    started = datetime.now(timezone.utc).replace(microsecond=0)
+    _, token = deploy_and_wait_for_token(environment, "status-rotated")
+
+    result = deployer(environment, "status", "status-rotated")
+
+    assert result.returncode == EXIT_OK, result.stderr
+    document = json.loads(result.stdout)
+    assert document["stack_status"] == "CREATE_COMPLETE"
+    assert document["rotation"]["enabled"] is True
+    assert document["rotation"]["schedule"] == "rate(4 hours)"
+    assert document["rotation"]["window"] == "1h"
+    signed_at = datetime.fromisoformat(document["token"]["signed_at"].replace("Z", "+00:00"))
+    expires_at = datetime.fromisoformat(document["token"]["expires_at"].replace("Z", "+00:00"))
+    assert started - timedelta(seconds=5) <= signed_at <= datetime.now(timezone.utc)
+    assert expires_at - signed_at == timedelta(seconds=DEFAULT_LIFETIME_SECONDS)
+    assert document["token"]["lifetime_seconds"] == DEFAULT_LIFETIME_SECONDS
+    assert document["token"]["expired"] is False
+    assert document["code"]["matches"] is True
+    assert token not in result.stdout
+    assert token not in result.stderr
+
+
+def test_status_text_never_shows_token(environment):
+    emulator, standin, binary = environment
+    _, token = deploy_and_wait_for_token(environment, "status-text")
+
+    result = run_deployer(["status", *local_settings("status-text", standin), "--rotator-binary", binary],
+                          env=deployer_env(emulator.endpoint_url))
+
+    assert result.returncode == EXIT_OK, result.stderr
+    assert "rotation: enabled, schedule rate(4 hours), window 1h" in result.stdout
+    assert "code: the deployed rotator matches a fresh package" in result.stdout
+    assert token not in result.stdout
+    assert token not in result.stderr
+
+
+def test_status_detects_other_code(environment, tmp_path):
+    _, _, binary = environment
+    deploy_and_wait_for_token(environment, "status-code")
+    changed = tmp_path / "rotator"
+    changed.write_bytes(open(binary, "rb").read() + b"\0" * 16)
+
+    result = deployer(environment, "status", "status-code", binary=str(changed))
+
+    assert result.returncode == EXIT_OK, result.stderr
+    code = json.loads(result.stdout)["code"]
+    assert code["matches"] is False
+    assert code["deployed_sha256"] != code["packaged_sha256"]
+
+
+def test_status_of_missing_stack_fails(environment):
+    result = deployer(environment, "status", "status-absent")
+
+    assert result.returncode == EXIT_FAILED, result.stderr
+    assert "stack status-absent does not exist; create it with `deployer up`" in result.stderr
+
+
+def test_rotate_promotes_new_version(environment):
+    emulator, _, _ = environment
+    secret_arn, first_token = deploy_and_wait_for_token(environment, "rotate-ok")
+    before = current_version(emulator, secret_arn)
+
+    result = deployer(environment, "rotate", "rotate-ok")
+
+    assert result.returncode == EXIT_OK, result.stderr
+    document = json.loads(result.stdout)
+    assert document["previous_version_id"] == before
+    assert document["version_id"] != before
+    assert current_version(emulator, secret_arn) == document["version_id"]
+    password = json.loads(emulator.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"])
+    assert password["password"] != first_token
+    assert first_token not in result.stdout + result.stderr
+
+
+def test_rotate_fails_when_database_is_down(environment):
+    """With the stand-in stopped, testSecret cannot log in, so the new
+    version stays AWSPENDING and `rotate` reports the failure."""
+    emulator, standin, _ = environment
+    secret_arn, _ = deploy_and_wait_for_token(environment, "rotate-fail")
+    before = current_version(emulator, secret_arn)
+
+    standin.stop_server()
+    try:
+        result = deployer(environment, "rotate", "rotate-fail", "--timeout-seconds", "20")
+    finally:
+        standin.start_server()
+
+    assert result.returncode == EXIT_FAILED, result.stderr
+    document = json.loads(result.stdout)
+    assert document["error"]["kind"] == "failed"
+    assert "was not promoted to AWSCURRENT" in document["error"]["message"]
+    assert "is still AWSPENDING" in document["error"]["message"]
+    assert "/aws/lambda/rotate-fail-rotator" in document["error"]["message"]
+    assert current_version(emulator, secret_arn) == before

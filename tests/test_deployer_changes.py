@@ -7,6 +7,11 @@ Each test uses its own stack so that one failure does not cascade.
 """
 
 import json
+import os
+import pty
+import re
+import select
+import subprocess
 import time
 
 import pytest
@@ -16,6 +21,7 @@ from deployer_cli import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_OK,
+    DEPLOYER,
     build_deployer,
     deployer_env,
     local_settings,
@@ -81,6 +87,36 @@ def deployer(environment, command, stack, *extra, output_json=False):
     if output_json:
         args += ["--output", "json"]
     return run_deployer(args, env=deployer_env(emulator.endpoint_url))
+
+
+def run_on_terminal(environment, stack, *extra, reply):
+    """Run `up` with stdin and stderr on a pseudo-terminal, send `reply`
+    once it asks, and return the exit code, the terminal's text and stdout."""
+    emulator, standin, binary = environment
+    args = [str(DEPLOYER), "up", *local_settings(stack, standin), "--rotator-binary", binary, *extra]
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(args, stdin=terminal, stderr=terminal, stdout=subprocess.PIPE,
+                               env=deployer_env(emulator.endpoint_url), text=True)
+    os.close(terminal)
+
+    output = b""
+    replied = False
+    while True:
+        ready, _, _ = select.select([controller], [], [], 120)
+        assert ready, f"`up` printed nothing for 120 s:\n{output.decode(errors='replace')}"
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+        if not replied and b"[y/N]" in output:
+            os.write(controller, reply.encode() + b"\n")
+            replied = True
+    stdout, _ = process.communicate(timeout=120)
+    os.close(controller)
+    return process.returncode, output.decode(errors="replace"), stdout
 
 
 def deployed(environment, stack):
@@ -217,6 +253,33 @@ def test_up_secret_replacement_without_terminal_fails(environment):
     assert change_set_names(emulator, stack) == change_sets_before
 
 
+def test_up_on_terminal_declined(environment):
+    emulator, _, _ = environment
+    stack = "terminal-no"
+    deployed(environment, stack)
+    events_before = event_count(emulator, stack)
+
+    code, terminal, _ = run_on_terminal(environment, stack, "--database-user", "app", reply="n")
+
+    assert code == EXIT_NOT_CONFIRMED, terminal
+    assert "Apply them to stack terminal-no? [y/N]" in terminal
+    assert "changes declined; nothing was changed" in terminal
+    assert event_count(emulator, stack) == events_before
+
+
+def test_up_on_terminal_confirmed(environment):
+    emulator, _, _ = environment
+    stack = "terminal-yes"
+    deployed(environment, stack)
+
+    code, terminal, stdout = run_on_terminal(environment, stack, "--database-user", "app", reply="y")
+
+    assert code == EXIT_OK, terminal
+    assert "Apply them to stack terminal-yes? [y/N]" in terminal
+    assert f"stack {stack}: updated" in stdout
+    assert stack_status(emulator, stack) == "UPDATE_COMPLETE"
+
+
 def test_up_yes_applies_access_change(environment):
     emulator, _, _ = environment
     stack = "confirm-yes"
@@ -326,6 +389,21 @@ def test_up_waits_for_stack_in_progress(environment):
     assert time.monotonic() - started >= 8
     assert json.loads(result.stdout)["outcome"] == "created"
     assert stack_status(emulator, stack) == "CREATE_COMPLETE"
+
+
+def test_up_on_terminal_shows_spinner(environment):
+    """MiniStack applies a change set before the first poll, so the spinner
+    is seen while `up` waits for another operation's stack."""
+    emulator, _, _ = environment
+    stack = "busy-terminal"
+    emulator.client("cloudformation").create_stack(StackName=stack, TemplateBody=WAITING_TEMPLATE)
+
+    code, terminal, stdout = run_on_terminal(environment, stack, reply="n")
+
+    assert code == EXIT_OK, terminal
+    spinner = rf"\r\x1b\[2K[|/\\-] stack {stack}: CREATE_IN_PROGRESS, \d+ s"
+    assert re.search(spinner, terminal), terminal
+    assert "CREATE_IN_PROGRESS, " not in stdout
 
 
 def test_render_json_holds_template(environment):

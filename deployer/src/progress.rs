@@ -2,6 +2,8 @@
 //! stdout carries only results.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crate::changes::{Action, PlannedChange, Replacement};
 use crate::stack::ResourceEvent;
@@ -16,18 +18,35 @@ pub trait Reporter: Sync {
 
     /// A step worth telling the user about.
     fn note(&self, message: &str);
+
+    /// Shows that `stack` is still in `status` after `elapsed`; called on
+    /// every poll while an operation runs.
+    fn waiting(&self, _stack: &str, _status: &str, _elapsed: Duration) {}
+
+    /// Removes what `waiting` drew, once the stack settled.
+    fn done_waiting(&self) {}
 }
 
+/// Frames of the spinner drawn while a stack operation runs.
+const SPINNER: [&str; 4] = ["|", "/", "-", "\\"];
+
 /// Writes one line per change or event to stderr, coloured on a terminal
-/// unless `NO_COLOR` is set.
+/// unless `NO_COLOR` is set. On a terminal, a spinner line below the events
+/// shows the stack's status and the time spent while an operation runs.
 pub struct LineReporter {
     colour: bool,
+    live: bool,
+    spinner_drawn: AtomicBool,
+    frame: AtomicUsize,
 }
 
 impl LineReporter {
     pub fn new() -> Self {
         LineReporter {
             colour: colour_enabled(),
+            live: std::io::stderr().is_terminal(),
+            spinner_drawn: AtomicBool::new(false),
+            frame: AtomicUsize::new(0),
         }
     }
 
@@ -40,7 +59,11 @@ impl LineReporter {
     }
 
     fn write(&self, line: &str) {
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        let mut stderr = std::io::stderr().lock();
+        if self.spinner_drawn.swap(false, Ordering::Relaxed) {
+            let _ = write!(stderr, "\r\x1b[2K");
+        }
+        let _ = writeln!(stderr, "{line}");
     }
 }
 
@@ -76,6 +99,36 @@ impl Reporter for LineReporter {
     fn note(&self, message: &str) {
         self.write(message);
     }
+
+    fn waiting(&self, stack: &str, status: &str, elapsed: Duration) {
+        if !self.live {
+            return;
+        }
+        let frame = self.frame.fetch_add(1, Ordering::Relaxed);
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(
+            stderr,
+            "\r\x1b[2K{}",
+            spinner_line(frame, stack, status, elapsed)
+        );
+        let _ = stderr.flush();
+        self.spinner_drawn.store(true, Ordering::Relaxed);
+    }
+
+    fn done_waiting(&self) {
+        if self.spinner_drawn.swap(false, Ordering::Relaxed) {
+            let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
+        }
+    }
+}
+
+/// Formats the spinner line: a frame, the stack, its status and whole seconds spent.
+fn spinner_line(frame: usize, stack: &str, status: &str, elapsed: Duration) -> String {
+    format!(
+        "{} stack {stack}: {status}, {} s",
+        SPINNER[frame % SPINNER.len()],
+        elapsed.as_secs()
+    )
 }
 
 /// Whether stderr is a terminal and `NO_COLOR` is unset.
@@ -168,6 +221,18 @@ mod tests {
             line,
             "  ! TokenSecret AWS::SecretsManager::Secret (replacement) [replaces or removes the secret, which changes its ARN]"
         );
+    }
+
+    #[test]
+    fn spinner_line_shows_status_and_time() {
+        let line = spinner_line(
+            5,
+            "tokens",
+            "UPDATE_IN_PROGRESS",
+            Duration::from_millis(12_400),
+        );
+
+        assert_eq!(line, "/ stack tokens: UPDATE_IN_PROGRESS, 12 s");
     }
 
     #[test]

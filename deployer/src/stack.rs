@@ -2,7 +2,7 @@
 //! follow stack events until the stack settles.
 
 use std::collections::HashSet;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{
@@ -387,6 +387,7 @@ impl<'a> Stacks<'a> {
     ) -> Result<(), StackError> {
         let mut events = Vec::new();
         let mut poll = Poll::new();
+        let started = Instant::now();
         loop {
             let state = self.describe(stack).await?;
             let fresh = self.new_events(stack, &mut seen).await?;
@@ -396,23 +397,31 @@ impl<'a> Stacks<'a> {
             events.extend(fresh);
 
             let Some(state) = state else {
+                self.reporter.done_waiting();
                 return Ok(());
             };
             if !state.status.ends_with("_IN_PROGRESS") {
+                self.reporter.done_waiting();
                 return settled_result(stack, &state.status, &events);
             }
+            self.reporter
+                .waiting(stack, &state.status, started.elapsed());
             poll.wait().await;
         }
     }
 
     async fn wait_until_settled_quietly(&self, stack: &str) -> Result<(), StackError> {
         let mut poll = Poll::new();
+        let started = Instant::now();
         while let Some(state) = self.describe(stack).await? {
             if !state.status.ends_with("_IN_PROGRESS") {
                 break;
             }
+            self.reporter
+                .waiting(stack, &state.status, started.elapsed());
             poll.wait().await;
         }
+        self.reporter.done_waiting();
         Ok(())
     }
 

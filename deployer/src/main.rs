@@ -24,6 +24,9 @@ use commands::{ErrorDetail, ErrorDocument, OutputFormat, RotatorSource};
 use config::{ConfigError, RawSettings, Settings};
 use stack::StackError;
 
+/// Settings file read when --config is not given.
+const DEFAULT_CONFIG: &str = "deploy.yaml";
+
 /// Exit code for a failed operation: a failed deploy, build or AWS call.
 const EXIT_FAILED: u8 = 1;
 
@@ -108,6 +111,12 @@ enum Command {
         /// Seconds to wait for the new version to become AWSCURRENT.
         #[arg(long, default_value_t = 120, value_name = "SECONDS")]
         timeout_seconds: u64,
+    },
+    /// Write a commented starter settings file (deploy.yaml, or the --config path).
+    Init {
+        /// Replace the file if it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Delete the stack and wait; running it again is harmless.
     Down {
@@ -271,6 +280,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
 
     let format = cli.output;
+    if let Command::Init { force } = cli.command {
+        let path = cli.config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+        return match commands::init::run(&path, force, format) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(format, "failed", EXIT_FAILED, &err),
+        };
+    }
+
     let settings = match load_settings(cli.config.clone(), cli.settings) {
         Ok(settings) => settings,
         Err(err) => return fail(format, "bad_input", EXIT_BAD_INPUT, &err.into()),
@@ -340,6 +357,7 @@ async fn run(command: Command, settings: &Settings, format: OutputFormat) -> any
             let timeout = std::time::Duration::from_secs(timeout_seconds);
             commands::rotate::run(settings, timeout, format).await
         }
+        Command::Init { .. } => unreachable!("init runs before the settings are loaded"),
         Command::Down { artifacts } => commands::down::run(settings, artifacts, format).await,
         Command::Render {
             rotator_binary,
@@ -358,7 +376,7 @@ async fn run(command: Command, settings: &Settings, format: OutputFormat) -> any
 
 fn load_settings(config: Option<PathBuf>, flags: SettingsArgs) -> Result<Settings, ConfigError> {
     let required = config.is_some();
-    let path = config.unwrap_or_else(|| PathBuf::from("deploy.yaml"));
+    let path = config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
 
     let file = RawSettings::from_file(&path, required)?;
     let env_region = std::env::var("AWS_REGION")

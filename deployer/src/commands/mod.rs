@@ -3,6 +3,7 @@
 pub mod confirm;
 pub mod diff;
 pub mod down;
+pub mod init;
 pub mod render;
 pub mod rotate;
 pub mod status;

@@ -70,7 +70,7 @@ impl RotatorSource {
     /// Builds the rotator if needed, checks the binary and zips it.
     pub fn package(&self) -> Result<Artifact, PackageError> {
         let path = match self {
-            RotatorSource::Build { workspace } => package::build_rotator(workspace)?,
+            RotatorSource::Build { workspace } => return package::package_workspace(workspace),
             RotatorSource::Prebuilt { path } => path.clone(),
         };
 

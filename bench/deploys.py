@@ -139,7 +139,8 @@ class DeployBench:
 
     def time_noop_build(self):
         """Return the seconds that the rotator's cargo build takes when
-        nothing changed, which every `deployer up` pays."""
+        nothing changed. `deployer up` skips it when it finds the zip of
+        unchanged sources in the target folder."""
         command = ["cargo", "build", "--locked", "--package", "rotator", "--profile", "lambda"]
         started = time.perf_counter()
         subprocess.run(command, cwd=self.repo, check=True, capture_output=True, timeout=COMMAND_TIMEOUT_SECONDS)
@@ -147,8 +148,9 @@ class DeployBench:
 
     def time_packaging(self):
         """Return the seconds that the deployer takes to read, check and zip
-        the built rotator, which every `deployer up` pays. `deployer render`
-        with a code bucket does that work and makes no AWS call."""
+        the built rotator, which `deployer up` pays after the rotator's
+        sources change. `deployer render` with a code bucket and a given
+        binary does that work every time and makes no AWS call."""
         command = [str(self.deployer), "render", "--rotator-binary", str(self.rotator_binary()),
                    "--code-bucket", "bench-packaging-only", *self.settings]
         timed, _ = self._timed(command, "deployer render", cwd=self.repo)

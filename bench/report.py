@@ -81,9 +81,9 @@ def rows(functions, deploys):
             table.append((f"{label}: {suffix}", cell(our_values, formatter),
                           cell(their_values, formatter) if theirs else "n/a",
                           ratio(their_values, our_values) if theirs else "n/a"))
-    table.append(("cargo build of the unchanged rotator, part of every up",
+    table.append(("cargo build of the unchanged rotator (up skips it)",
                   cell(deploys.noop_build_seconds, format_seconds), "n/a", "n/a"))
-    table.append(("zipping and hashing the unchanged rotator, part of every up",
+    table.append(("zipping and hashing the rotator (up skips it when unchanged)",
                   cell(deploys.packaging_seconds, format_seconds), "n/a", "n/a"))
     return table
 

@@ -6,9 +6,11 @@ mod aws;
 mod changes;
 mod commands;
 mod config;
+mod db;
 mod package;
 mod progress;
 mod schedule;
+mod sql;
 mod stack;
 mod template;
 mod token;
@@ -22,6 +24,7 @@ use commands::confirm::{Approval, NotConfirmed};
 use commands::render::CodeOverrides;
 use commands::{ErrorDetail, ErrorDocument, OutputFormat, RotatorSource};
 use config::{ConfigError, RawSettings, Settings};
+use db::ConnectArgs;
 use stack::StackError;
 
 /// Settings file read when --config is not given.
@@ -112,6 +115,24 @@ enum Command {
         #[arg(long, default_value_t = 120, value_name = "SECONDS")]
         timeout_seconds: u64,
     },
+    /// Log in with the secret's credentials over verified TLS and run SELECT 1.
+    Verify {
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Run psql with the secret's credentials, passing the token in PGPASSWORD and requiring sslmode=verify-full.
+    Psql {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        /// Arguments for psql, after `--`.
+        #[arg(last = true)]
+        arguments: Vec<String>,
+    },
+    /// Apply a SQL schema to the cluster.
+    Schema {
+        #[command(subcommand)]
+        command: SchemaCommand,
+    },
     /// Write a commented starter settings file (deploy.yaml, or the --config path).
     Init {
         /// Replace the file if it exists.
@@ -135,6 +156,17 @@ enum Command {
         /// S3 key of the rotator's zip; default: the key `up` would upload to.
         #[arg(long, value_name = "KEY")]
         code_key: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SchemaCommand {
+    /// Run each statement of FILE in its own transaction, stopping at the first failure.
+    Apply {
+        /// SQL file to apply, for example schema.sql.
+        file: PathBuf,
+        #[command(flatten)]
+        connect: ConnectArgs,
     },
 }
 
@@ -357,6 +389,13 @@ async fn run(command: Command, settings: &Settings, format: OutputFormat) -> any
             let timeout = std::time::Duration::from_secs(timeout_seconds);
             commands::rotate::run(settings, timeout, format).await
         }
+        Command::Verify { connect } => commands::verify::run(settings, &connect, format).await,
+        Command::Psql { connect, arguments } => {
+            commands::psql::run(settings, &connect, &arguments).await
+        }
+        Command::Schema {
+            command: SchemaCommand::Apply { file, connect },
+        } => commands::schema::apply(settings, &connect, &file, format).await,
         Command::Init { .. } => unreachable!("init runs before the settings are loaded"),
         Command::Down { artifacts } => commands::down::run(settings, artifacts, format).await,
         Command::Render {

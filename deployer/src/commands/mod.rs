@@ -4,10 +4,13 @@ pub mod confirm;
 pub mod diff;
 pub mod down;
 pub mod init;
+pub mod psql;
 pub mod render;
 pub mod rotate;
+pub mod schema;
 pub mod status;
 pub mod up;
+pub mod verify;
 
 use std::path::PathBuf;
 

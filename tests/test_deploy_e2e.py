@@ -7,10 +7,14 @@ deployed; the rotation itself has its own tests.
 """
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
+import threading
 import zipfile
+from http.server import ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 import pytest
 from botocore.exceptions import ClientError
@@ -24,6 +28,7 @@ from deployer_cli import (
     run_deployer,
     run_json,
 )
+from bench.proxy import CallLog, handler_class
 from localenv.emulator import Emulator
 from localenv.standin import DsqlStandin
 
@@ -232,6 +237,38 @@ def test_second_up_changes_nothing(environment, deployed):
     assert len(events_after) == len(events_before)
     # The empty change set is deleted, and no other one was executed.
     assert change_sets_after == change_sets_before
+
+
+@contextlib.contextmanager
+def counting_proxy(upstream_url, log_path):
+    """Yields the URL of the benchmark's counting proxy in front of the emulator."""
+    upstream = urlsplit(upstream_url)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class(upstream.hostname, upstream.port, CallLog(log_path)))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_unchanged_up_makes_three_calls(environment, deployed, tmp_path):
+    """An up with nothing to change reads the stack, its template and the
+    function's code hash, and makes no other AWS call."""
+    emulator, standin = environment
+    calls_path = tmp_path / "calls.jsonl"
+
+    with counting_proxy(emulator.endpoint_url, calls_path) as proxy_url:
+        again = run_json(["up", *local_settings(STACK, standin)], env=deployer_env(proxy_url))
+
+    operations = [json.loads(line)["operation"] for line in calls_path.read_text().splitlines()]
+    assert operations == ["DescribeStacks", "GetTemplate", "GetFunctionConfiguration"]
+    assert again["outcome"] == "unchanged"
+    assert again["code_bucket"] == deployed["code_bucket"]
+    assert again["code_key"] == deployed["code_key"]
+    assert again["outputs"] == deployed["outputs"]
 
 
 def test_output_never_contains_password(environment, deployed):

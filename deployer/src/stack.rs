@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{
-    Capability, ChangeSetStatus, ChangeSetType, Stack, StackEvent,
+    Capability, ChangeSetStatus, ChangeSetType, Stack, StackEvent, TemplateStage,
 };
 use aws_sdk_cloudformation::Client;
 
@@ -127,6 +127,21 @@ impl<'a> Stacks<'a> {
         };
 
         Ok(stacks.first().map(stack_state))
+    }
+
+    /// Returns the template text that the stack was last created or updated
+    /// with, exactly as it was sent.
+    pub async fn deployed_template(&self, stack: &str) -> Result<String, StackError> {
+        let output = self
+            .client
+            .get_template()
+            .stack_name(stack)
+            .template_stage(TemplateStage::Original)
+            .send()
+            .await
+            .map_err(|err| aws_error("GetTemplate", stack, err))?;
+
+        Ok(output.template_body.unwrap_or_default())
     }
 
     /// Creates or updates the stack from `template` through a change set and

@@ -51,6 +51,18 @@ pub fn render_rotation(settings: &Settings, code: &CodeLocation) -> Result<Strin
     Ok(serde_yaml::to_string(&template)?)
 }
 
+/// Returns the code bucket that a rendered rotation template names, or
+/// `None` for a template that `render_rotation` did not make.
+pub fn rendered_code_bucket(rendered: &str) -> Option<String> {
+    let template: Value = serde_yaml::from_str(rendered).ok()?;
+    let bucket = template
+        .get("Parameters")?
+        .get("CodeBucket")?
+        .get("Default")?;
+
+    bucket.as_str().map(str::to_string)
+}
+
 /// Returns the parameter values for the rotation template, in template order.
 pub fn rotation_parameters(settings: &Settings, code: &CodeLocation) -> Vec<(&'static str, Value)> {
     vec![
@@ -162,7 +174,7 @@ mod tests {
     use super::*;
     use crate::config::RawSettings;
 
-    fn settings() -> Settings {
+    fn raw_settings() -> RawSettings {
         RawSettings {
             stack_name: Some("dsql-tokens".into()),
             region: Some("us-east-1".into()),
@@ -170,8 +182,10 @@ mod tests {
             database_user: Some("app_reader".into()),
             ..RawSettings::default()
         }
-        .validate(None)
-        .unwrap()
+    }
+
+    fn settings() -> Settings {
+        raw_settings().validate(None).unwrap()
     }
 
     fn code() -> CodeLocation {
@@ -233,6 +247,18 @@ mod tests {
         assert!(rendered["Resources"].get("RotatorFunction").is_some());
         assert!(rendered["Resources"].get("SecretKey").is_none());
         assert!(rendered["Parameters"].get("VpcId").is_none());
+    }
+
+    #[test]
+    fn rendered_code_bucket_reads_back_the_bucket() {
+        let rendered = render_rotation(&settings(), &code()).unwrap();
+
+        assert_eq!(
+            rendered_code_bucket(&rendered).as_deref(),
+            Some("artifacts-bucket")
+        );
+        assert_eq!(rendered_code_bucket(ROTATION_TEMPLATE), None);
+        assert_eq!(rendered_code_bucket("not: [yaml"), None);
     }
 
     #[test]

@@ -12,8 +12,9 @@ use crate::artifacts::{self, UploadOutcome};
 use crate::aws::Clients;
 use crate::changes::PlannedChange;
 use crate::config::Settings;
+use crate::package::Artifact;
 use crate::progress::{LineReporter, Reporter};
-use crate::stack::{ApplyOutcome, Recovery, Stacks};
+use crate::stack::{ApplyOutcome, Recovery, StackState, Stacks};
 use crate::template::{self, CodeLocation};
 
 use super::confirm::{self, Approval};
@@ -35,6 +36,9 @@ pub struct UpResult {
     pub outputs: BTreeMap<String, String>,
 }
 
+/// Stack statuses after which the stack runs exactly its last template.
+const SETTLED_STATUSES: [&str; 2] = ["CREATE_COMPLETE", "UPDATE_COMPLETE"];
+
 /// Runs the whole deployment and prints the stack's outputs.
 pub async fn run(
     settings: &Settings,
@@ -48,27 +52,93 @@ pub async fn run(
     let reporter = LineReporter::new();
     let stacks = Stacks::new(&clients.cloudformation, &reporter);
 
+    let result = match unchanged_code_location(&stacks, settings, &artifact).await? {
+        Some((code, state)) => {
+            reporter.note(&format!("stack {}: no changes", settings.stack_name));
+            let deployed = Deployed {
+                outcome: ApplyOutcome::Unchanged,
+                changes: Vec::new(),
+                uploaded: false,
+            };
+            finish(
+                &clients, &reporter, settings, &artifact, code, state, deployed,
+            )
+            .await?
+        }
+        None => deploy(&clients, &stacks, &reporter, settings, &artifact, approval).await?,
+    };
+
+    print_result(format, &result, describe);
+    Ok(())
+}
+
+/// Outcome, planned changes and upload of one run of `up`.
+struct Deployed {
+    outcome: ApplyOutcome,
+    changes: Vec<PlannedChange>,
+    uploaded: bool,
+}
+
+/// Returns the code location and state of a settled stack whose deployed
+/// template is exactly the one `up` would send, so that `up` can skip the
+/// artifacts lookup, the upload and the change set. Two AWS calls.
+async fn unchanged_code_location(
+    stacks: &Stacks<'_>,
+    settings: &Settings,
+    artifact: &Artifact,
+) -> anyhow::Result<Option<(CodeLocation, StackState)>> {
+    let Some(state) = stacks.describe(&settings.stack_name).await? else {
+        return Ok(None);
+    };
+    if !SETTLED_STATUSES.contains(&state.status.as_str()) {
+        return Ok(None);
+    }
+
+    let deployed = stacks.deployed_template(&settings.stack_name).await?;
+    // NOTE: without an artifacts_bucket setting, the bucket is the one that
+    // the deployed template names. An artifacts stack deleted by hand shows
+    // only when the rotator changes and the full run looks the bucket up.
+    let bucket = match &settings.artifacts_bucket {
+        Some(bucket) => bucket.clone(),
+        None => match template::rendered_code_bucket(&deployed) {
+            Some(bucket) => bucket,
+            None => return Ok(None),
+        },
+    };
+    let code = CodeLocation {
+        bucket,
+        key: artifact.key(),
+    };
+
+    let unchanged = template::render_rotation(settings, &code)? == deployed;
+    Ok(unchanged.then_some((code, state)))
+}
+
+/// Uploads the rotator where needed, applies the change set and checks the
+/// result: the full run of `up`.
+async fn deploy(
+    clients: &Clients,
+    stacks: &Stacks<'_>,
+    reporter: &dyn Reporter,
+    settings: &Settings,
+    artifact: &Artifact,
+    approval: Approval,
+) -> anyhow::Result<UpResult> {
     let bucket = artifacts::ensure_bucket(
-        &stacks,
+        stacks,
         settings.artifacts_bucket.as_deref(),
         &settings.artifacts_stack_name,
     )
     .await?;
-    let upload = artifacts::upload(&clients.s3, &bucket, &artifact).await?;
+    let upload = artifacts::upload(&clients.s3, &bucket, artifact).await?;
     let code = CodeLocation {
         bucket,
         key: artifact.key(),
     };
 
     let rendered = template::render_rotation(settings, &code)?;
-    let (outcome, changes) = apply_confirmed(
-        &stacks,
-        &reporter,
-        &settings.stack_name,
-        &rendered,
-        approval,
-    )
-    .await?;
+    let (outcome, changes) =
+        apply_confirmed(stacks, reporter, &settings.stack_name, &rendered, approval).await?;
 
     let state = stacks
         .describe(&settings.stack_name)
@@ -79,31 +149,40 @@ pub async fn run(
                 settings.stack_name
             )
         })?;
-    let outputs: BTreeMap<String, String> = state.outputs.into_iter().collect();
+    let deployed = Deployed {
+        outcome,
+        changes,
+        uploaded: upload == UploadOutcome::Uploaded,
+    };
+    finish(clients, reporter, settings, artifact, code, state, deployed).await
+}
 
+/// Checks the deployed function's code against the zip and builds the result.
+async fn finish(
+    clients: &Clients,
+    reporter: &dyn Reporter,
+    settings: &Settings,
+    artifact: &Artifact,
+    code: CodeLocation,
+    state: StackState,
+    deployed: Deployed,
+) -> anyhow::Result<UpResult> {
+    let outputs: BTreeMap<String, String> = state.outputs.into_iter().collect();
     let function = outputs
         .get("FunctionName")
         .context("the stack has no FunctionName output")?;
-    check_code_hash(
-        &clients.lambda,
-        function,
-        &artifact.code_sha256(),
-        &reporter,
-    )
-    .await?;
+    check_code_hash(&clients.lambda, function, &artifact.code_sha256(), reporter).await?;
 
-    let result = UpResult {
+    Ok(UpResult {
         stack: settings.stack_name.clone(),
-        outcome: outcome_name(outcome),
-        artifact_uploaded: upload == UploadOutcome::Uploaded,
+        outcome: outcome_name(deployed.outcome),
+        artifact_uploaded: deployed.uploaded,
         code_bucket: code.bucket,
         code_key: code.key,
         code_sha256: artifact.code_sha256(),
-        changes,
+        changes: deployed.changes,
         outputs,
-    };
-    print_result(format, &result, describe);
-    Ok(())
+    })
 }
 
 /// Plans the change set, shows it, gets confirmation where a change needs

@@ -12,7 +12,7 @@ mod access;
 mod network;
 
 pub use access::KmsKey;
-pub use network::VpcSettings;
+pub use network::{validate_service_name, VpcSettings};
 
 /// Maximum lifetime that DSQL accepts for an auth token, in seconds.
 pub const MAX_TOKEN_LIFETIME_SECONDS: u64 = 604_800;
@@ -337,7 +337,7 @@ impl RawSettings {
             dsql_endpoint_id: self.dsql_endpoint_id,
             dsql_service_name: self.dsql_service_name,
         }
-        .validate(&region, &cluster_id)?;
+        .validate(&region)?;
         let alarm_email = self
             .alarm_email
             .map(access::validate_alarm_email)
@@ -1198,7 +1198,10 @@ mod tests {
         assert_eq!(vpc.vpc_id, "vpc-0123456789abcdef0");
         assert_eq!(vpc.subnet_ids, ["subnet-0123456789abcdef0"]);
         assert_eq!(vpc.secretsmanager_endpoint_id, None);
-        assert_eq!(vpc.dsql_service_name, "com.amazonaws.us-east-1.dsql-a1b2");
+        assert_eq!(
+            vpc.dsql_service_name.as_deref(),
+            Some("com.amazonaws.us-east-1.dsql-a1b2")
+        );
     }
 
     #[test]
@@ -1223,21 +1226,15 @@ mod tests {
     }
 
     #[test]
-    fn vpc_without_service_name_names_lookup() {
+    fn vpc_without_service_name_leaves_lookup() {
         let raw = RawSettings {
             dsql_service_name: None,
             ..in_vpc()
         };
 
-        let err = raw.validate(None).unwrap_err();
+        let settings = raw.validate(None).unwrap();
 
-        let message = err.to_string();
-        assert!(message.contains("`dsql_service_name`"), "{message}");
-        assert!(
-            message
-                .contains("get-vpc-endpoint-service-name --identifier abcdefghijklmnopqrstuvwxyz"),
-            "{message}"
-        );
+        assert_eq!(settings.vpc.unwrap().dsql_service_name, None);
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod commands;
 mod config;
 mod db;
 mod package;
+mod privatelink;
 mod progress;
 mod schedule;
 mod sql;
@@ -251,7 +252,7 @@ struct SettingsArgs {
     /// Existing interface endpoint of the cluster's DSQL service; default: create one.
     #[arg(long, global = true)]
     dsql_endpoint_id: Option<String>,
-    /// PrivateLink service name of the cluster, com.amazonaws.<region>.dsql-<id>.
+    /// PrivateLink service name of the cluster, com.amazonaws.<region>.dsql-<id>; default: looked up with GetVpcEndpointServiceName.
     #[arg(long, global = true)]
     dsql_service_name: Option<String>,
     /// Hostname stored in the secret; default: the cluster endpoint, or in a VPC the cluster's PrivateLink name.
@@ -333,7 +334,7 @@ fn main() -> ExitCode {
         }
     };
 
-    match runtime.block_on(run(cli.command, &settings, format)) {
+    match runtime.block_on(run(cli.command, settings, format)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if err.downcast_ref::<NotConfirmed>().is_some() => {
             fail(format, "not_confirmed", EXIT_NOT_CONFIRMED, &err)
@@ -367,7 +368,17 @@ fn fail(format: OutputFormat, kind: &'static str, code: u8, err: &anyhow::Error)
     ExitCode::from(code)
 }
 
-async fn run(command: Command, settings: &Settings, format: OutputFormat) -> anyhow::Result<()> {
+async fn run(command: Command, settings: Settings, format: OutputFormat) -> anyhow::Result<()> {
+    let renders = matches!(
+        command,
+        Command::Up { .. } | Command::Diff { .. } | Command::Render { .. }
+    );
+    let settings = match renders {
+        true => privatelink::with_service_name(settings).await?,
+        false => settings,
+    };
+    let settings = &settings;
+
     match command {
         Command::Up {
             rotator_binary,

@@ -37,10 +37,21 @@ pub enum TemplateError {
 
     #[error("template conditions: {0}")]
     Condition(String),
+
+    #[error("the cluster's PrivateLink service name is unknown; set `dsql_service_name`")]
+    MissingServiceName,
 }
 
 /// Renders the rotation template with the settings and the code location.
 pub fn render_rotation(settings: &Settings, code: &CodeLocation) -> Result<String, TemplateError> {
+    let unnamed_service = settings
+        .vpc
+        .as_ref()
+        .is_some_and(|vpc| vpc.dsql_service_name.is_none());
+    if unnamed_service {
+        return Err(TemplateError::MissingServiceName);
+    }
+
     let mut template: Value = serde_yaml::from_str(ROTATION_TEMPLATE)?;
 
     for (name, value) in rotation_parameters(settings, code) {
@@ -121,7 +132,7 @@ pub fn rotation_parameters(settings: &Settings, code: &CodeLocation) -> Vec<(&'s
         ),
         (
             "DsqlServiceName",
-            vpc_text(settings, |vpc| Some(&vpc.dsql_service_name)),
+            vpc_text(settings, |vpc| vpc.dsql_service_name.as_ref()),
         ),
         (
             "ConnectHost",
@@ -247,6 +258,22 @@ mod tests {
         assert!(rendered["Resources"].get("RotatorFunction").is_some());
         assert!(rendered["Resources"].get("SecretKey").is_none());
         assert!(rendered["Parameters"].get("VpcId").is_none());
+    }
+
+    #[test]
+    fn render_rejects_vpc_without_service_name() {
+        let settings = RawSettings {
+            vpc_id: Some("vpc-0123456789abcdef0".into()),
+            vpc_cidr: Some("10.0.0.0/16".into()),
+            subnet_ids: Some(vec!["subnet-0123456789abcdef0".into()]),
+            ..raw_settings()
+        }
+        .validate(None)
+        .unwrap();
+
+        let err = render_rotation(&settings, &code()).unwrap_err();
+
+        assert!(matches!(err, TemplateError::MissingServiceName), "{err:?}");
     }
 
     #[test]

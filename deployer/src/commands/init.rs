@@ -85,7 +85,8 @@ cluster_endpoint: <cluster-id>.dsql.us-east-1.on.aws
 # subnet_ids:
 #   - subnet-0123456789abcdef0
 #   - subnet-0123456789abcdef1
-# PrivateLink service name of the cluster, from the DSQL API GetVpcEndpointServiceName.
+# PrivateLink service name of the cluster; default: looked up with the DSQL
+# API's GetVpcEndpointServiceName, which the deployer's credentials must allow.
 # dsql_service_name: com.amazonaws.us-east-1.dsql-abcd
 # Existing interface endpoints to reuse; default: the stack creates them.
 # secretsmanager_endpoint_id: vpce-0123456789abcdef0

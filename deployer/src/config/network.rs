@@ -18,7 +18,9 @@ pub struct VpcSettings {
     pub secretsmanager_endpoint_id: Option<String>,
     /// Existing interface endpoint of the cluster's DSQL service, or `None` to create one.
     pub dsql_endpoint_id: Option<String>,
-    pub dsql_service_name: String,
+    /// PrivateLink service name of the cluster, or `None` until
+    /// `privatelink::with_service_name` looks it up.
+    pub dsql_service_name: Option<String>,
 }
 
 /// VPC settings as read, before validation.
@@ -34,11 +36,7 @@ pub struct RawVpc {
 
 impl RawVpc {
     /// Validates the VPC settings and returns `None` when no VPC is configured.
-    pub fn validate(
-        self,
-        region: &str,
-        cluster_id: &str,
-    ) -> Result<Option<VpcSettings>, ConfigError> {
+    pub fn validate(self, region: &str) -> Result<Option<VpcSettings>, ConfigError> {
         let Some(vpc_id) = self.vpc_id else {
             self.reject_without_vpc()?;
             return Ok(None);
@@ -64,15 +62,10 @@ impl RawVpc {
             }
         };
 
-        let dsql_service_name = match self.dsql_service_name {
-            Some(name) => validate_service_name(name, region)?,
-            None => {
-                return Err(ConfigError::Missing {
-                    field: "dsql_service_name",
-                    fix: format!("set `dsql_service_name` to the output of `aws dsql get-vpc-endpoint-service-name --identifier {cluster_id}`"),
-                })
-            }
-        };
+        let dsql_service_name = self
+            .dsql_service_name
+            .map(|name| validate_service_name(name, region))
+            .transpose()?;
 
         Ok(Some(VpcSettings {
             vpc_id,
@@ -178,7 +171,7 @@ fn validate_cidr(cidr: String) -> Result<String, ConfigError> {
 }
 
 /// Validates a cluster's PrivateLink service name, `com.amazonaws.<region>.dsql-<id>`.
-fn validate_service_name(name: String, region: &str) -> Result<String, ConfigError> {
+pub fn validate_service_name(name: String, region: &str) -> Result<String, ConfigError> {
     let prefix = format!("com.amazonaws.{region}.dsql-");
     let id = name.strip_prefix(&prefix).unwrap_or_default();
     let valid = !id.is_empty()

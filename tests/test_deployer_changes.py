@@ -11,6 +11,7 @@ import os
 import pty
 import re
 import select
+import signal
 import subprocess
 import time
 
@@ -33,6 +34,7 @@ from localenv.standin import DsqlStandin
 
 # Exit code of `up` when changes need confirmation and did not get it.
 EXIT_NOT_CONFIRMED = 3
+EXIT_INTERRUPTED = 130
 
 ACCESS_RESOURCES = {"RotatorRole", "RotatorPolicy", "RotatorInvokePermission", "TokenSecretPolicy"}
 
@@ -389,6 +391,36 @@ def test_up_waits_for_stack_in_progress(environment):
     assert time.monotonic() - started >= 8
     assert json.loads(result.stdout)["outcome"] == "created"
     assert stack_status(emulator, stack) == "CREATE_COMPLETE"
+
+
+def test_interrupted_up_converges(environment):
+    """SIGINT right after `up` created the stack's change set stops it with
+    exit code 130, and the next `up` takes the stack from where it was left
+    and finishes it."""
+    emulator, standin, binary = environment
+    stack = "stopped-up"
+    args = [str(DEPLOYER), "up", *local_settings(stack, standin), "--rotator-binary", binary, "--output", "json"]
+    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=deployer_env(emulator.endpoint_url), text=True)
+
+    logged = []
+    for line in process.stderr:
+        logged.append(line)
+        if "created change set" in line and stack in line:
+            process.send_signal(signal.SIGINT)
+            break
+    stdout, rest = process.communicate(timeout=120)
+    logged.append(rest)
+
+    assert process.returncode == EXIT_INTERRUPTED, "".join(logged)
+    assert "interrupted by SIGINT" in "".join(logged)
+    assert json.loads(stdout)["error"]["kind"] == "interrupted"
+
+    again = deployer(environment, "up", stack, output_json=True)
+
+    assert again.returncode == EXIT_OK, again.stderr
+    assert json.loads(again.stdout)["outputs"]["FunctionName"] == f"{stack}-rotator"
+    assert stack_status(emulator, stack) in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
 
 
 def test_up_on_terminal_shows_spinner(environment):

@@ -19,7 +19,9 @@ mod token;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use tokio::signal::unix::SignalKind;
 
 use commands::confirm::{Approval, NotConfirmed};
 use commands::render::CodeOverrides;
@@ -40,6 +42,10 @@ const EXIT_BAD_INPUT: u8 = 2;
 /// Exit code for changes that need confirmation and did not get it.
 const EXIT_NOT_CONFIRMED: u8 = 3;
 
+/// Exit code for a command stopped by SIGINT or SIGTERM, as shells report
+/// a process ended by SIGINT (128 + 2).
+const EXIT_INTERRUPTED: u8 = 130;
+
 const AFTER_HELP: &str = "\
 Settings come from the settings file, then flags, which win over the file.
 Environment variables override no setting, except that AWS_REGION (or
@@ -59,7 +65,10 @@ Exit codes:
   2  bad input: invalid settings or flags, rejected before any AWS call
   3  `up` planned changes that widen IAM or network access or replace the
      secret, and they were not confirmed: declined on the terminal, or no
-     terminal and no --yes; nothing was changed";
+     terminal and no --yes; nothing was changed
+  130  interrupted by Ctrl-C (SIGINT) or SIGTERM; a stack operation that
+     CloudFormation already started goes on, and running the command again
+     waits for it";
 
 #[derive(Debug, Parser)]
 #[command(name = "deployer", version, about, after_help = AFTER_HELP)]
@@ -334,10 +343,13 @@ fn main() -> ExitCode {
         }
     };
 
-    match runtime.block_on(run(cli.command, settings, format)) {
+    match runtime.block_on(run_until_signal(cli.command, settings, format)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if err.downcast_ref::<NotConfirmed>().is_some() => {
             fail(format, "not_confirmed", EXIT_NOT_CONFIRMED, &err)
+        }
+        Err(err) if err.downcast_ref::<Interrupted>().is_some() => {
+            fail(format, "interrupted", EXIT_INTERRUPTED, &err)
         }
         Err(err) => fail(format, "failed", EXIT_FAILED, &err),
     }
@@ -366,6 +378,31 @@ fn fail(format: OutputFormat, kind: &'static str, code: u8, err: &anyhow::Error)
         commands::print_result(format, &document, |_| String::new());
     }
     ExitCode::from(code)
+}
+
+/// A command stopped by a signal before it finished.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted by {signal}; a stack operation that CloudFormation already started goes on, and running the same command again waits for it and converges")]
+struct Interrupted {
+    signal: &'static str,
+}
+
+/// Runs the command until it ends or SIGINT or SIGTERM arrives. Stopping
+/// between AWS calls is safe: every command starts from whatever state the
+/// stack is in.
+async fn run_until_signal(
+    command: Command,
+    settings: Settings,
+    format: OutputFormat,
+) -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
+
+    tokio::select! {
+        result = run(command, settings, format) => result,
+        _ = tokio::signal::ctrl_c() => Err(Interrupted { signal: "SIGINT" }.into()),
+        _ = terminate.recv() => Err(Interrupted { signal: "SIGTERM" }.into()),
+    }
 }
 
 async fn run(command: Command, settings: Settings, format: OutputFormat) -> anyhow::Result<()> {

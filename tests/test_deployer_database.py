@@ -169,3 +169,12 @@ def test_psql_runs_query(environment):
 
     assert result.returncode == EXIT_OK, result.stderr
     assert result.stdout.strip() == "admin"
+
+
+def test_psql_exit_status_passes_through(environment):
+    """`psql` replaces the deployer's process, so psql's own exit status and
+    error output reach the caller unchanged."""
+    result = deployer(environment, "psql", psql_arguments=["-X", "-c", "SELECT * FROM no_such_table"])
+
+    assert result.returncode == 1, result.stderr
+    assert "no_such_table" in result.stderr

@@ -93,7 +93,8 @@ def deployer(environment, command, stack, *extra, output_json=False):
 
 def run_on_terminal(environment, stack, *extra, reply):
     """Run `up` with stdin and stderr on a pseudo-terminal, send `reply`
-    once it asks, and return the exit code, the terminal's text and stdout."""
+    once it asks, or SIGINT when `reply` is None, and return the exit code,
+    the terminal's text and stdout."""
     emulator, standin, binary = environment
     args = [str(DEPLOYER), "up", *local_settings(stack, standin), "--rotator-binary", binary, *extra]
     controller, terminal = pty.openpty()
@@ -114,7 +115,10 @@ def run_on_terminal(environment, stack, *extra, reply):
             break
         output += chunk
         if not replied and b"[y/N]" in output:
-            os.write(controller, reply.encode() + b"\n")
+            if reply is None:
+                process.send_signal(signal.SIGINT)
+            else:
+                os.write(controller, reply.encode() + b"\n")
             replied = True
     stdout, _ = process.communicate(timeout=120)
     os.close(controller)
@@ -267,6 +271,21 @@ def test_up_on_terminal_declined(environment):
     assert "Apply them to stack terminal-no? [y/N]" in terminal
     assert "changes declined; nothing was changed" in terminal
     assert event_count(emulator, stack) == events_before
+
+
+def test_up_on_terminal_interrupted_at_prompt(environment):
+    """Ctrl-C while `up` waits for a reply ends it at once, and nothing runs."""
+    emulator, _, _ = environment
+    stack = "terminal-stop"
+    deployed(environment, stack)
+    events_before = event_count(emulator, stack)
+
+    code, terminal, _ = run_on_terminal(environment, stack, "--database-user", "app", reply=None)
+
+    assert code == EXIT_INTERRUPTED, terminal
+    assert "interrupted by SIGINT" in terminal
+    assert event_count(emulator, stack) == events_before
+    assert stack_status(emulator, stack) == "CREATE_COMPLETE"
 
 
 def test_up_on_terminal_confirmed(environment):

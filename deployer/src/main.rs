@@ -343,7 +343,12 @@ fn main() -> ExitCode {
         }
     };
 
-    match runtime.block_on(run_until_signal(cli.command, settings, format)) {
+    let result = runtime.block_on(run_until_signal(cli.command, settings, format));
+    // A confirmation prompt interrupted by a signal still waits for input on
+    // a blocking thread, which an ordinary runtime shutdown would wait for.
+    runtime.shutdown_background();
+
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if err.downcast_ref::<NotConfirmed>().is_some() => {
             fail(format, "not_confirmed", EXIT_NOT_CONFIRMED, &err)

@@ -33,7 +33,7 @@ fn list(changes: &[String]) -> String {
 
 /// Checks that the plan may run. Changes that widen access or replace the
 /// secret of an existing stack need `--yes` or a "y" on the terminal.
-pub fn confirm(plan: &ChangeSetPlan, approval: Approval) -> Result<(), NotConfirmed> {
+pub async fn confirm(plan: &ChangeSetPlan, approval: Approval) -> Result<(), NotConfirmed> {
     let sensitive = sensitive_changes(plan);
     if sensitive.is_empty() || approval == Approval::Given {
         return Ok(());
@@ -47,11 +47,17 @@ pub fn confirm(plan: &ChangeSetPlan, approval: Approval) -> Result<(), NotConfir
         });
     }
 
-    match ask(&format!(
+    let question = format!(
         "{} change(s) above widen access or replace the secret. Apply them to stack {}? [y/N] ",
         sensitive.len(),
         plan.stack
-    )) {
+    );
+    // The reply is read on a blocking thread, so that a signal handled by
+    // the async runtime still ends the command while the prompt waits.
+    let approved = tokio::task::spawn_blocking(move || ask(&question))
+        .await
+        .unwrap_or(false);
+    match approved {
         true => Ok(()),
         false => Err(NotConfirmed::Declined {
             stack: plan.stack.clone(),
@@ -79,9 +85,13 @@ fn describe(change: &PlannedChange) -> Option<String> {
 /// Asks a yes/no question on stderr and reads the reply from stdin. Only
 /// "y" or "yes" approves.
 fn ask(question: &str) -> bool {
-    let mut stderr = std::io::stderr().lock();
-    let _ = write!(stderr, "{question}");
-    let _ = stderr.flush();
+    // The lock on stderr is released before the read, so that other threads
+    // can report while the prompt waits.
+    {
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(stderr, "{question}");
+        let _ = stderr.flush();
+    }
 
     let mut answer = String::new();
     if std::io::stdin().lock().read_line(&mut answer).is_err() {
@@ -123,8 +133,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn yes_flag_approves_without_terminal() {
-        assert!(confirm(&plan(false, "AWS::IAM::Policy"), Approval::Given).is_ok());
+    #[tokio::test]
+    async fn yes_flag_approves_without_terminal() {
+        let plan = plan(false, "AWS::IAM::Policy");
+
+        assert!(confirm(&plan, Approval::Given).await.is_ok());
     }
 }

@@ -199,7 +199,7 @@ async fn apply_confirmed(
     };
     reporter.planned(stack, &plan.changes);
 
-    if let Err(err) = confirm::confirm(&plan, approval) {
+    if let Err(err) = confirm::confirm(&plan, approval).await {
         stacks.discard(&plan).await?;
         return Err(err.into());
     }

@@ -442,6 +442,67 @@ def test_interrupted_up_converges(environment):
     assert stack_status(emulator, stack) in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
 
 
+def test_down_deletes_stack_in_review(environment):
+    """A stack whose creating change set never ran stays in REVIEW_IN_PROGRESS
+    for good, and `down` deletes it instead of waiting for it."""
+    emulator, _, _ = environment
+    stack = "review-only"
+    cloudformation = emulator.client("cloudformation")
+    cloudformation.create_change_set(StackName=stack, ChangeSetName="never-run", ChangeSetType="CREATE",
+                                     TemplateBody=json.dumps({"Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}}))
+    assert wait_for_status(emulator, stack, {"REVIEW_IN_PROGRESS"}) == "REVIEW_IN_PROGRESS"
+
+    result = deployer(environment, "down", stack, output_json=True)
+
+    assert result.returncode == EXIT_OK, result.stderr
+    assert json.loads(result.stdout)["stack_deleted"] is True
+    with pytest.raises(ClientError):
+        stack_status(emulator, stack)
+
+
+def test_down_keeps_artifacts_in_use(environment):
+    """`down --artifacts` deletes nothing while another stack's function
+    code is in the artifacts bucket, and deletes both once it is the last."""
+    emulator, _, _ = environment
+    artifacts = ["--artifacts-stack-name", "shared-artifacts"]
+    deployed_first = json.loads(deployer(environment, "up", "shared-a", *artifacts, output_json=True).stdout)
+    deployer(environment, "up", "shared-b", *artifacts, output_json=True)
+
+    refused = deployer(environment, "down", "shared-a", "--artifacts", *artifacts)
+
+    assert refused.returncode == EXIT_FAILED, refused.stderr
+    assert f"bucket {deployed_first['code_bucket']}" in refused.stderr
+    assert "stack(s) shared-b" in refused.stderr
+    assert "nothing was deleted" in refused.stderr
+    assert stack_status(emulator, "shared-a") == "CREATE_COMPLETE"
+    assert stack_status(emulator, "shared-artifacts") == "CREATE_COMPLETE"
+
+    assert deployer(environment, "down", "shared-b", *artifacts).returncode == EXIT_OK
+    last = deployer(environment, "down", "shared-a", "--artifacts", *artifacts, output_json=True)
+
+    assert last.returncode == EXIT_OK, last.stderr
+    assert json.loads(last.stdout)["artifacts_deleted"] is True
+    with pytest.raises(ClientError):
+        stack_status(emulator, "shared-artifacts")
+
+
+def test_down_leaves_configured_bucket(environment):
+    """With `artifacts_bucket` set, the bucket belongs to the user, and
+    `down --artifacts` neither empties it nor deletes an artifacts stack."""
+    emulator, _, _ = environment
+    s3 = emulator.client("s3")
+    s3.create_bucket(Bucket="users-own-bucket")
+    s3.put_object(Bucket="users-own-bucket", Key="keep.txt", Body=b"kept")
+
+    result = deployer(environment, "down", "not-deployed", "--artifacts", "--artifacts-bucket", "users-own-bucket",
+                      output_json=True)
+
+    assert result.returncode == EXIT_OK, result.stderr
+    assert "artifacts_bucket is set" in result.stderr
+    assert json.loads(result.stdout)["artifacts_deleted"] is None
+    assert s3.get_object(Bucket="users-own-bucket", Key="keep.txt")["Body"].read() == b"kept"
+
+
 def test_up_on_terminal_shows_spinner(environment):
     """MiniStack applies a change set before the first poll, so the spinner
     is seen while `up` waits for another operation's stack."""

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{
-    Capability, ChangeSetStatus, ChangeSetType, Stack, StackEvent, TemplateStage,
+    Capability, ChangeSetStatus, ChangeSetType, Stack, StackEvent, StackStatus, TemplateStage,
 };
 use aws_sdk_cloudformation::Client;
 
@@ -38,6 +38,9 @@ pub enum StackError {
 
     #[error("stack {stack} is in ROLLBACK_COMPLETE after a failed create, so it has nothing to compare with; `deployer up` deletes it and creates it again")]
     NeedsRecreate { stack: String },
+
+    #[error("DescribeStacks of every stack failed: {message}")]
+    List { message: String },
 
     #[error("stack {stack} is in UPDATE_ROLLBACK_FAILED; fix the resources named in its events, then run `aws cloudformation continue-update-rollback --stack-name {stack}` and run this command again")]
     RollbackFailed { stack: String },
@@ -129,6 +132,34 @@ impl<'a> Stacks<'a> {
         Ok(stacks.first().map(stack_state))
     }
 
+    /// Returns the names of the stacks, deleted ones aside, whose parameter
+    /// `name` has the value `value`.
+    pub async fn stacks_with_parameter(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> Result<Vec<String>, StackError> {
+        let mut found = Vec::new();
+        let mut pages = self.client.describe_stacks().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| StackError::List {
+                message: crate::aws::error_message(&err),
+            })?;
+
+            for stack in page.stacks() {
+                let deleted = stack.stack_status() == Some(&StackStatus::DeleteComplete);
+                let uses = stack.parameters().iter().any(|parameter| {
+                    parameter.parameter_key() == Some(name)
+                        && parameter.parameter_value() == Some(value)
+                });
+                if uses && !deleted {
+                    found.push(stack.stack_name().unwrap_or_default().to_string());
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Returns the template text that the stack was last created or updated
     /// with, exactly as it was sent.
     pub async fn deployed_template(&self, stack: &str) -> Result<String, StackError> {
@@ -165,7 +196,9 @@ impl<'a> Stacks<'a> {
         recovery: Recovery,
     ) -> Result<Option<ChangeSetPlan>, StackError> {
         let change_type = self.prepare(stack, recovery).await?;
-        let change_set = format!("deployer-{}", unix_millis());
+        // The process id keeps two deployers that start in the same
+        // millisecond from choosing the same name.
+        let change_set = format!("deployer-{}-{}", unix_millis(), std::process::id());
 
         self.create_change_set(stack, &change_set, template, &change_type)
             .await?;
@@ -371,7 +404,7 @@ impl<'a> Stacks<'a> {
                 .note(&format!("stack {stack} does not exist; nothing to delete"));
             return Ok(DeleteOutcome::AlreadyAbsent);
         };
-        if state.status.ends_with("_IN_PROGRESS") && state.status != "DELETE_IN_PROGRESS" {
+        if is_busy(&state.status) && state.status != "DELETE_IN_PROGRESS" {
             self.reporter.note(&format!(
                 "stack {stack} is in {}; waiting for it to settle",
                 state.status
@@ -429,7 +462,7 @@ impl<'a> Stacks<'a> {
         let mut poll = Poll::new();
         let started = Instant::now();
         while let Some(state) = self.describe(stack).await? {
-            if !state.status.ends_with("_IN_PROGRESS") {
+            if !is_busy(&state.status) {
                 break;
             }
             self.reporter
@@ -543,6 +576,13 @@ fn stack_state(stack: &Stack) -> StackState {
             .unwrap_or_default(),
         outputs,
     }
+}
+
+/// Checks whether an operation is changing the stack. REVIEW_IN_PROGRESS
+/// is excluded: it marks a stack whose creating change set never ran, and no
+/// operation will move it on, so waiting for it would never end.
+fn is_busy(status: &str) -> bool {
+    status.ends_with("_IN_PROGRESS") && status != "REVIEW_IN_PROGRESS"
 }
 
 fn is_success(status: &str) -> bool {

@@ -1,11 +1,12 @@
 //! `deployer down`: delete the rotation stack, and the artifacts on request.
 
+use anyhow::bail;
 use serde::Serialize;
 
 use crate::artifacts;
 use crate::aws::Clients;
 use crate::config::Settings;
-use crate::progress::LineReporter;
+use crate::progress::{LineReporter, Reporter};
 use crate::stack::{DeleteOutcome, Stacks};
 
 use super::{print_result, OutputFormat};
@@ -19,7 +20,8 @@ pub struct DownResult {
 }
 
 /// Deletes the stack and waits; with `with_artifacts`, also empties the
-/// artifacts bucket and deletes its stack. Running it again is harmless.
+/// artifacts bucket and deletes its stack, unless other stacks still use
+/// the bucket. Running it again is harmless.
 pub async fn run(
     settings: &Settings,
     with_artifacts: bool,
@@ -29,9 +31,13 @@ pub async fn run(
     let reporter = LineReporter::new();
     let stacks = Stacks::new(&clients.cloudformation, &reporter);
 
+    if with_artifacts {
+        check_artifacts_unused(settings, &stacks).await?;
+    }
+
     let outcome = stacks.delete(&settings.stack_name).await?;
     let artifacts_deleted = match with_artifacts {
-        true => Some(delete_artifacts(settings, &clients, &stacks).await?),
+        true => delete_artifacts(settings, &clients, &stacks, &reporter).await?,
         false => None,
     };
 
@@ -44,11 +50,46 @@ pub async fn run(
     Ok(())
 }
 
+/// Fails, before anything is deleted, when stacks other than this one run
+/// code from the artifacts stack's bucket, since their next update or
+/// rollback would need it.
+async fn check_artifacts_unused(settings: &Settings, stacks: &Stacks<'_>) -> anyhow::Result<()> {
+    if settings.artifacts_bucket.is_some() {
+        return Ok(());
+    }
+    let artifacts_stack = &settings.artifacts_stack_name;
+    let Some(bucket) = artifacts::existing_bucket(stacks, artifacts_stack).await? else {
+        return Ok(());
+    };
+
+    let users: Vec<String> = stacks
+        .stacks_with_parameter("CodeBucket", &bucket)
+        .await?
+        .into_iter()
+        .filter(|name| name != &settings.stack_name)
+        .collect();
+    if !users.is_empty() {
+        bail!(
+            "bucket {bucket} of artifacts stack {artifacts_stack} still holds the rotator code of stack(s) {}; nothing was deleted; remove those stacks first, or run `deployer down` without --artifacts",
+            users.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Empties the bucket and deletes the artifacts stack. Returns `None` when
+/// the settings name a bucket of their own, which the deployer leaves alone.
 async fn delete_artifacts(
     settings: &Settings,
     clients: &Clients,
     stacks: &Stacks<'_>,
-) -> anyhow::Result<bool> {
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Option<bool>> {
+    if let Some(bucket) = &settings.artifacts_bucket {
+        reporter.note(&format!("artifacts_bucket is set, so there is no artifacts stack to delete; bucket {bucket} is left as it is"));
+        return Ok(None);
+    }
+
     let artifacts_stack = &settings.artifacts_stack_name;
     if let Some(bucket) = artifacts::existing_bucket(stacks, artifacts_stack).await? {
         let removed = artifacts::empty_bucket(&clients.s3, &bucket).await?;
@@ -56,7 +97,7 @@ async fn delete_artifacts(
     }
 
     let outcome = stacks.delete(artifacts_stack).await?;
-    Ok(outcome == DeleteOutcome::Deleted)
+    Ok(Some(outcome == DeleteOutcome::Deleted))
 }
 
 fn describe(result: &DownResult) -> String {

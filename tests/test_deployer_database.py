@@ -96,6 +96,7 @@ def test_verify_rejects_untrusted_server(environment):
     assert result.returncode == EXIT_FAILED, result.stderr
     assert f"cannot connect to admin@{environment[1].host}" in result.stderr
     assert "certificate" in result.stderr.lower()
+    assert "pass its CA file with --ca-file" in result.stderr
 
 
 def test_schema_apply_runs_each_statement(environment, tmp_path):

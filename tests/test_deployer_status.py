@@ -2,6 +2,7 @@
 rotations run the real rotator against the DSQL stand-in."""
 
 import json
+import socket
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -162,3 +163,38 @@ def test_rotate_fails_when_database_is_down(environment):
     assert "is still AWSPENDING" in document["error"]["message"]
     assert "/aws/lambda/rotate-fail-rotator" in document["error"]["message"]
     assert current_version(emulator, secret_arn) == before
+
+
+def test_status_names_placeholder_token(environment):
+    """Before the first rotation finishes, the secret holds the template's
+    placeholder, and `status` says so instead of failing to parse it."""
+    emulator, _, _ = environment
+    secret_arn, _ = deploy_and_wait_for_token(environment, "placeholder")
+    secrets = emulator.client("secretsmanager")
+    value = json.loads(secrets.get_secret_value(SecretId=secret_arn)["SecretString"])
+    secrets.put_secret_value(SecretId=secret_arn, SecretString=json.dumps({**value, "password": "pending-first-rotation"}),
+                             VersionStages=["AWSCURRENT"])
+
+    result = deployer(environment, "status", "placeholder")
+
+    assert result.returncode == EXIT_OK, result.stderr
+    token = json.loads(result.stdout)["token"]
+    assert "placeholder" in token["error"]
+    assert "first rotation has not finished" in token["error"]
+
+
+def test_unreachable_endpoint_error_is_short():
+    """A connection failure shows its causes in words, not the SDK's debug dump."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    build_deployer()
+
+    result = run_deployer(["down", "--stack-name", "nowhere", "--cluster-endpoint", "localhost",
+                           "--allow-local-endpoint"],
+                          env=deployer_env(f"http://127.0.0.1:{closed_port}"))
+
+    assert result.returncode == EXIT_FAILED, result.stderr
+    assert "DescribeStacks on stack nowhere failed" in result.stderr
+    assert "Connection refused" in result.stderr
+    assert "DispatchFailure(" not in result.stderr

@@ -38,8 +38,8 @@ fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
 }
 
 /// Formats an SDK error as `Code: message` when the service sent them, so
-/// errors stay one readable line; other failures (network, credentials)
-/// keep their whole cause chain.
+/// errors stay one readable line. Other failures (network, credentials)
+/// show the display text of their whole cause chain.
 pub fn error_message<E>(err: &E) -> String
 where
     E: aws_sdk_cloudformation::error::ProvideErrorMetadata + std::error::Error + 'static,
@@ -47,6 +47,6 @@ where
     match (err.code(), err.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.to_string(),
-        _ => aws_sdk_cloudformation::error::DisplayErrorContext(err).to_string(),
+        _ => crate::db::error_chain(err),
     }
 }

@@ -157,13 +157,23 @@ pub async fn connect(
                 CONNECT_TIMEOUT.as_secs()
             )
         })?
-        .map_err(|err| anyhow::anyhow!("cannot connect to {target}: {}", error_chain(&err)))?;
+        .map_err(|err| anyhow::anyhow!("cannot connect to {target}: {}", connect_error(&err)))?;
     tokio::spawn(async move {
         if let Err(err) = connection.await {
             tracing::warn!(error = %err, "database connection closed with an error");
         }
     });
     Ok(client)
+}
+
+/// Formats a failed connection, with a hint where the server's certificate
+/// did not verify.
+fn connect_error(err: &tokio_postgres::Error) -> String {
+    let text = error_chain(err);
+    match text.contains("invalid peer certificate") {
+        true => format!("{text}; the server's certificate does not verify against the trusted CA certificates; for a test server, pass its CA file with --ca-file"),
+        false => text,
+    }
 }
 
 /// Formats an error with its sources: tokio-postgres keeps the cause of a

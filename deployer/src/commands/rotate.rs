@@ -84,7 +84,7 @@ async fn start_rotation(
         .await
         .map_err(|err| {
             anyhow::anyhow!(
-                "RotateSecret on {secret} failed: {}; a rotation that is still pending from an earlier failure must be finished or its AWSPENDING label removed first",
+                "RotateSecret on {secret} failed: {}; when a rotation is still running or an earlier one stopped midway with an AWSPENDING version, wait for it or read the rotator's log group, then run `deployer rotate` again",
                 error_message(&err)
             )
         })?;

@@ -37,6 +37,10 @@ pub struct RotationStatus {
     pub next_rotation: Option<String>,
 }
 
+/// Password that the template writes into the secret until the first
+/// rotation replaces it (templates/rotation.yaml).
+const PLACEHOLDER_PASSWORD: &str = "pending-first-rotation";
+
 /// The current token's lifetime, or why it could not be read.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
@@ -166,6 +170,9 @@ async fn current_lifetime(
         .get("password")
         .and_then(serde_json::Value::as_str)
         .context("the secret has no password field")?;
+    if password == PLACEHOLDER_PASSWORD {
+        anyhow::bail!("the secret still holds the placeholder that the stack wrote, so the first rotation has not finished; check the rotator's log group, then run `deployer rotate`");
+    }
     Ok(TokenLifetime::parse(password)?)
 }
 

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from deployer_cli import (
+    EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_OK,
     REPO_ROOT,
@@ -179,3 +180,13 @@ def test_psql_exit_status_passes_through(environment):
 
     assert result.returncode == 1, result.stderr
     assert "no_such_table" in result.stderr
+
+
+def test_schema_apply_missing_file_is_bad_input(environment, tmp_path):
+    missing = tmp_path / "no-such.sql"
+
+    result = deployer(environment, "schema", "apply", str(missing), "--output", "json")
+
+    assert result.returncode == EXIT_BAD_INPUT, result.stderr
+    assert f"cannot read {missing}" in result.stderr
+    assert json.loads(result.stdout)["error"]["kind"] == "bad_input"

@@ -2,7 +2,7 @@
 
 import json
 
-from deployer_cli import EXIT_FAILED, EXIT_OK, build_deployer, deployer_env, run_deployer
+from deployer_cli import EXIT_BAD_INPUT, EXIT_OK, build_deployer, deployer_env, run_deployer
 
 # A closed port: any AWS call would fail, so success shows that none was made.
 NO_AWS = "http://127.0.0.1:9"
@@ -26,7 +26,7 @@ def test_init_keeps_existing_file(tmp_path):
 
     result = run_deployer(["init"], env=deployer_env(NO_AWS), cwd=tmp_path)
 
-    assert result.returncode == EXIT_FAILED, result.stderr
+    assert result.returncode == EXIT_BAD_INPUT, result.stderr
     assert "deploy.yaml already exists; edit it, or pass --force to replace it" in result.stderr
     assert (tmp_path / "deploy.yaml").read_text() == "stack_name: mine\n"
 

@@ -25,7 +25,7 @@ use tokio::signal::unix::SignalKind;
 
 use commands::confirm::{Approval, NotConfirmed};
 use commands::render::CodeOverrides;
-use commands::{ErrorDetail, ErrorDocument, OutputFormat, RotatorSource};
+use commands::{BadInput, ErrorDetail, ErrorDocument, OutputFormat, RotatorSource};
 use config::{ConfigError, RawSettings, Settings};
 use db::ConnectArgs;
 use stack::StackError;
@@ -62,7 +62,9 @@ Exit codes:
   0  success, including an `up` or `diff` with nothing to change
   1  the operation failed: deploy, build or AWS call; a failed deploy lists
      every failed resource with CloudFormation's reason
-  2  bad input: invalid settings or flags, rejected before any AWS call
+  2  bad input: invalid settings or flags, a missing or empty SQL file, or
+     a settings file that `init` would overwrite; rejected before any AWS
+     call
   3  `up` planned changes that widen IAM or network access or replace the
      secret, and they were not confirmed: declined on the terminal, or no
      terminal and no --yes; nothing was changed
@@ -326,6 +328,9 @@ fn main() -> ExitCode {
         let path = cli.config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
         return match commands::init::run(&path, force, format) {
             Ok(()) => ExitCode::SUCCESS,
+            Err(err) if err.downcast_ref::<BadInput>().is_some() => {
+                fail(format, "bad_input", EXIT_BAD_INPUT, &err)
+            }
             Err(err) => fail(format, "failed", EXIT_FAILED, &err),
         };
     }
@@ -355,6 +360,9 @@ fn main() -> ExitCode {
         }
         Err(err) if err.downcast_ref::<Interrupted>().is_some() => {
             fail(format, "interrupted", EXIT_INTERRUPTED, &err)
+        }
+        Err(err) if err.downcast_ref::<BadInput>().is_some() => {
+            fail(format, "bad_input", EXIT_BAD_INPUT, &err)
         }
         Err(err) => fail(format, "failed", EXIT_FAILED, &err),
     }

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
-use super::{print_result, OutputFormat};
+use super::{print_result, BadInput, OutputFormat};
 
 /// Starter settings: the three required settings with placeholders, then
 /// every optional one commented out with its default.
@@ -115,10 +115,13 @@ pub fn run(path: &Path, force: bool, format: OutputFormat) -> anyhow::Result<()>
     };
 
     let mut file = match options.open(path) {
-        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => anyhow::bail!(
-            "{} already exists; edit it, or pass --force to replace it",
-            path.display()
-        ),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            let message = format!(
+                "{} already exists; edit it, or pass --force to replace it",
+                path.display()
+            );
+            return Err(BadInput(message).into());
+        }
         other => other.with_context(|| format!("cannot create {}", path.display()))?,
     };
     file.write_all(STARTER.as_bytes())

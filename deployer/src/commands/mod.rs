@@ -60,6 +60,12 @@ pub struct ErrorDetail {
     pub failed_resources: Vec<ResourceFailure>,
 }
 
+/// Input that a command rejects before any AWS call, such as a missing
+/// file; it ends the command with the bad-input exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
 /// Where the rotator's binary comes from.
 #[derive(Debug, Clone)]
 pub enum RotatorSource {

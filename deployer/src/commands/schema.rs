@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use serde::Serialize;
 use tokio_postgres::SimpleQueryMessage;
 
@@ -13,7 +12,7 @@ use crate::db::{self, ConnectArgs};
 use crate::progress::{LineReporter, Reporter};
 use crate::sql::{self, Statement};
 
-use super::{print_result, OutputFormat};
+use super::{print_result, BadInput, OutputFormat};
 
 /// Result of `schema apply`.
 #[derive(Debug, Serialize)]
@@ -48,14 +47,13 @@ pub async fn apply(
     file: &Path,
     format: OutputFormat,
 ) -> anyhow::Result<()> {
-    let source =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let source = std::fs::read_to_string(file)
+        .map_err(|err| BadInput(format!("cannot read {}: {err}", file.display())))?;
     let statements = sql::split(&source);
-    anyhow::ensure!(
-        !statements.is_empty(),
-        "{} contains no SQL statement",
-        file.display()
-    );
+    if statements.is_empty() {
+        let message = format!("{} contains no SQL statement", file.display());
+        return Err(BadInput(message).into());
+    }
 
     let clients = Clients::load(&settings.region).await;
     let credentials = db::read_credentials(&clients, &settings.stack_name).await?;

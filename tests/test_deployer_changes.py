@@ -442,6 +442,32 @@ def test_interrupted_up_converges(environment):
     assert stack_status(emulator, stack) in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
 
 
+def test_concurrent_ups_both_succeed(environment):
+    """Two `up` runs on one stack at once: CloudFormation deletes the other
+    change sets of a stack when one executes, so the slower run plans again
+    and applies its settings after the faster one."""
+    emulator, standin, binary = environment
+    stack = "racing"
+    deployed(environment, stack)
+
+    for round_number in range(3):
+        memories = [256 + 256 * round_number, 384 + 256 * round_number]
+        processes = [
+            subprocess.Popen([str(DEPLOYER), "up", *local_settings(stack, standin), "--rotator-binary", binary,
+                              "--function-memory-mb", str(memory), "--yes"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=deployer_env(emulator.endpoint_url), text=True)
+            for memory in memories
+        ]
+        for process in processes:
+            _, stderr = process.communicate(timeout=300)
+            assert process.returncode == EXIT_OK, stderr
+
+        memory = emulator.client("lambda").get_function_configuration(FunctionName=f"{stack}-rotator")["MemorySize"]
+        assert memory in memories
+        assert stack_status(emulator, stack) == "UPDATE_COMPLETE"
+
+
 def test_down_deletes_stack_in_review(environment):
     """A stack whose creating change set never ran stays in REVIEW_IN_PROGRESS
     for good, and `down` deletes it instead of waiting for it."""

@@ -39,6 +39,9 @@ pub enum StackError {
     #[error("stack {stack} is in ROLLBACK_COMPLETE after a failed create, so it has nothing to compare with; `deployer up` deletes it and creates it again")]
     NeedsRecreate { stack: String },
 
+    #[error("change set {change_set} of stack {stack} no longer exists: another deploy executed a change set of the stack first, and CloudFormation then deletes the others")]
+    ChangeSetGone { stack: String, change_set: String },
+
     #[error("DescribeStacks of every stack failed: {message}")]
     List { message: String },
 
@@ -76,6 +79,15 @@ pub struct ChangeSetPlan {
     /// empty stack in REVIEW_IN_PROGRESS until it runs.
     pub creates_stack: bool,
     pub changes: Vec<PlannedChange>,
+}
+
+/// Number of change sets that one deploy plans before it gives up, when
+/// other deploys of the same stack keep executing theirs first.
+pub const MAX_PLANS: u32 = 3;
+
+/// Returns the progress note for a change set that another deploy overtook.
+pub fn overtaken_note(stack: &str) -> String {
+    format!("stack {stack}: another deploy executed its change set first; planning again")
 }
 
 /// Handling of a stack that a failed create left in ROLLBACK_COMPLETE.
@@ -177,7 +189,26 @@ impl<'a> Stacks<'a> {
 
     /// Creates or updates the stack from `template` through a change set and
     /// waits until it settles.
+    /// When another deploy executes its change set first, this plans again,
+    /// at most `MAX_PLANS` times.
     pub async fn apply(&self, stack: &str, template: &str) -> Result<ApplyOutcome, StackError> {
+        let mut attempt = 1;
+        loop {
+            match self.plan_and_execute(stack, template).await {
+                Err(StackError::ChangeSetGone { .. }) if attempt < MAX_PLANS => {
+                    self.reporter.note(&overtaken_note(stack));
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn plan_and_execute(
+        &self,
+        stack: &str,
+        template: &str,
+    ) -> Result<ApplyOutcome, StackError> {
         let Some(plan) = self.plan(stack, template, Recovery::Recreate).await? else {
             return Ok(ApplyOutcome::Unchanged);
         };
@@ -237,7 +268,7 @@ impl<'a> Stacks<'a> {
             .change_set_name(&plan.change_set)
             .send()
             .await
-            .map_err(|err| aws_error("ExecuteChangeSet", stack, err))?;
+            .map_err(|err| change_set_error("ExecuteChangeSet", stack, &plan.change_set, err))?;
 
         self.wait_until_settled(stack, seen).await?;
         match plan.creates_stack {
@@ -356,7 +387,7 @@ impl<'a> Stacks<'a> {
                 .change_set_name(change_set)
                 .send()
                 .await
-                .map_err(|err| aws_error("DescribeChangeSet", stack, err))?;
+                .map_err(|err| change_set_error("DescribeChangeSet", stack, change_set, err))?;
 
             match output.status() {
                 Some(ChangeSetStatus::CreateComplete) => {
@@ -386,15 +417,20 @@ impl<'a> Stacks<'a> {
         }
     }
 
+    /// Deletes a change set; one that is already gone counts as deleted.
     async fn delete_change_set(&self, stack: &str, change_set: &str) -> Result<(), StackError> {
-        self.client
+        let response = self
+            .client
             .delete_change_set()
             .stack_name(stack)
             .change_set_name(change_set)
             .send()
-            .await
-            .map_err(|err| aws_error("DeleteChangeSet", stack, err))?;
-        Ok(())
+            .await;
+
+        match response.map_err(|err| change_set_error("DeleteChangeSet", stack, change_set, err)) {
+            Ok(_) | Err(StackError::ChangeSetGone { .. }) => Ok(()),
+            Err(err) => Err(err),
+        }
     }
 
     /// Deletes the stack and waits until it is gone. A missing stack is success.
@@ -616,6 +652,20 @@ where
         stack: stack.to_string(),
         message: crate::aws::error_message(&err),
     }
+}
+
+/// Maps a change set call's error; ChangeSetNotFound becomes `ChangeSetGone`.
+fn change_set_error<E>(operation: &'static str, stack: &str, change_set: &str, err: E) -> StackError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    if err.code() == Some("ChangeSetNotFound") {
+        return StackError::ChangeSetGone {
+            stack: stack.to_string(),
+            change_set: change_set.to_string(),
+        };
+    }
+    aws_error(operation, stack, err)
 }
 
 fn unix_millis() -> u128 {

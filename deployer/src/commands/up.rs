@@ -14,7 +14,9 @@ use crate::changes::PlannedChange;
 use crate::config::Settings;
 use crate::package::Artifact;
 use crate::progress::{LineReporter, Reporter};
-use crate::stack::{ApplyOutcome, Recovery, StackState, Stacks};
+use crate::stack::{
+    overtaken_note, ApplyOutcome, Recovery, StackError, StackState, Stacks, MAX_PLANS,
+};
 use crate::template::{self, CodeLocation};
 
 use super::confirm::{self, Approval};
@@ -187,7 +189,33 @@ async fn finish(
 
 /// Plans the change set, shows it, gets confirmation where a change needs
 /// it, and executes it. An unconfirmed change set is deleted unexecuted.
+/// When another deploy executes its change set first, this plans again.
 async fn apply_confirmed(
+    stacks: &Stacks<'_>,
+    reporter: &dyn Reporter,
+    stack: &str,
+    template: &str,
+    approval: Approval,
+) -> anyhow::Result<(ApplyOutcome, Vec<PlannedChange>)> {
+    let mut attempt = 1;
+    loop {
+        let result = plan_confirm_execute(stacks, reporter, stack, template, approval).await;
+        let overtaken = matches!(
+            result
+                .as_ref()
+                .map_err(|err| err.downcast_ref::<StackError>()),
+            Err(Some(StackError::ChangeSetGone { .. }))
+        );
+        if !overtaken || attempt == MAX_PLANS {
+            return result;
+        }
+
+        reporter.note(&overtaken_note(stack));
+        attempt += 1;
+    }
+}
+
+async fn plan_confirm_execute(
     stacks: &Stacks<'_>,
     reporter: &dyn Reporter,
     stack: &str,

@@ -17,6 +17,10 @@ pub use network::{validate_service_name, VpcSettings};
 /// Maximum lifetime that DSQL accepts for an auth token, in seconds.
 pub const MAX_TOKEN_LIFETIME_SECONDS: u64 = 604_800;
 
+/// Maximum rotation period (schedule interval plus window), in seconds: 84
+/// hours, because a token must outlive two periods and lives at most 7 days.
+pub const MAX_ROTATION_PERIOD_SECONDS: u64 = MAX_TOKEN_LIFETIME_SECONDS / 2;
+
 /// Retention periods, in days, that CloudWatch Logs accepts for a log group.
 pub const LOG_RETENTION_DAYS: [u32; 22] = [
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
@@ -298,9 +302,8 @@ impl RawSettings {
         let schedule = schedule::parse(&schedule_text, self.rotation_period_hours)?;
         let rotation_window_hours =
             validate_window(self.rotation_window_hours.unwrap_or(1), &schedule)?;
-        let period = schedule.interval_seconds() + u64::from(rotation_window_hours) * 3600;
-        let token_lifetime_seconds =
-            validate_lifetime(self.token_lifetime_seconds, &schedule, period)?;
+        let period = validate_period(&schedule, rotation_window_hours)?;
+        let token_lifetime_seconds = validate_lifetime(self.token_lifetime_seconds, period)?;
 
         let log_retention_days = validate_retention(self.log_retention_days.unwrap_or(30))?;
         let function_memory_mb = validate_range(
@@ -626,22 +629,58 @@ fn validate_window(hours: u32, schedule: &Schedule) -> Result<u32, ConfigError> 
     Ok(hours)
 }
 
-/// Validates the token lifetime, or picks a default that outlives two rotation periods.
-fn validate_lifetime(
-    requested: Option<u64>,
-    schedule: &Schedule,
-    period: u64,
-) -> Result<u64, ConfigError> {
-    let minimum = 2 * schedule.interval_seconds();
+/// Computes the rotation period in seconds (interval plus window) and rejects
+/// a period whose double exceeds the maximum token lifetime.
+fn validate_period(schedule: &Schedule, window_hours: u32) -> Result<u64, ConfigError> {
+    let interval_hours = schedule.interval_seconds() / 3600;
+    let period = schedule.interval_seconds() + u64::from(window_hours) * 3600;
+    if period <= MAX_ROTATION_PERIOD_SECONDS {
+        return Ok(period);
+    }
+
+    let max_period_hours = MAX_ROTATION_PERIOD_SECONDS / 3600;
+    let max_interval_hours = max_period_hours - u64::from(window_hours);
+    let reason = format!(
+        "the rotation period, {} hours ({interval_hours}-hour interval plus {window_hours}-hour window), \
+         is longer than {max_period_hours} hours. A token lives at most 7 days ({MAX_TOKEN_LIFETIME_SECONDS} s) \
+         and must outlive two periods",
+        period / 3600
+    );
+    match schedule {
+        Schedule::Rate { expression, .. } => {
+            let days = max_interval_hours / 24;
+            let fix = format!(
+                "{reason}, so with this window use rate({max_interval_hours} hours) or shorter, \
+                 such as rate({days} days), or shorten `rotation_window_hours`"
+            );
+            Err(invalid("rotation_schedule", expression, fix))
+        }
+        Schedule::Cron { period_hours, .. } => {
+            let fix = format!(
+                "{reason}, so with this window use a cron schedule whose runs are at most \
+                 {max_interval_hours} hours apart, or shorten `rotation_window_hours`"
+            );
+            Err(invalid("rotation_period_hours", period_hours, fix))
+        }
+    }
+}
+
+/// Validates the token lifetime, or defaults it to two rotation periods.
+///
+/// `period` has passed `validate_period`, so two periods never exceed
+/// `MAX_TOKEN_LIFETIME_SECONDS`. The shortest period, a 4-hour interval plus
+/// a 1-hour window, already gives 36000 s, so the default needs no floor.
+fn validate_lifetime(requested: Option<u64>, period: u64) -> Result<u64, ConfigError> {
+    let minimum = 2 * period;
     let Some(lifetime) = requested else {
-        return Ok((2 * period).clamp(28_800, MAX_TOKEN_LIFETIME_SECONDS));
+        return Ok(minimum);
     };
 
     if lifetime > MAX_TOKEN_LIFETIME_SECONDS {
         return Err(invalid("token_lifetime_seconds", lifetime, format!("use at most {MAX_TOKEN_LIFETIME_SECONDS} seconds (7 days), the longest DSQL accepts")));
     }
-    if lifetime < minimum || lifetime <= period {
-        return Err(invalid("token_lifetime_seconds", lifetime, format!("use at least {} seconds, twice the schedule's interval, so a token outlives a missed rotation", minimum.max(period + 1))));
+    if lifetime < minimum {
+        return Err(invalid("token_lifetime_seconds", lifetime, format!("use at least {minimum} seconds, twice the rotation period (schedule interval plus rotation window), so a token outlives a missed rotation")));
     }
     Ok(lifetime)
 }
@@ -884,7 +923,7 @@ mod tests {
         let (_, _, short_fix) = invalid_field(too_short.validate(None));
 
         assert!(long_fix.contains("604800"), "{long_fix}");
-        assert!(short_fix.contains("28800"), "{short_fix}");
+        assert!(short_fix.contains("36000"), "{short_fix}");
         assert_eq!(
             at_max.validate(None).unwrap().token_lifetime_seconds,
             604_800
@@ -962,31 +1001,127 @@ mod tests {
     }
 
     #[test]
-    fn token_lifetime_under_two_schedules_is_rejected() {
+    fn token_lifetime_under_two_periods_is_rejected() {
         let raw = RawSettings {
             rotation_schedule: Some("rate(12 hours)".into()),
-            token_lifetime_seconds: Some(12 * 3600 * 2 - 1),
+            token_lifetime_seconds: Some(2 * 13 * 3600 - 1),
             ..minimal()
         };
 
         let (field, value, fix) = invalid_field(raw.validate(None));
 
         assert_eq!(field, "token_lifetime_seconds");
-        assert_eq!(value, "86399");
-        assert!(fix.contains("at least 86400 seconds"), "{fix}");
+        assert_eq!(value, "93599");
+        assert!(fix.contains("at least 93600 seconds"), "{fix}");
     }
 
     #[test]
-    fn token_lifetime_of_two_schedules_is_accepted() {
+    fn token_lifetime_of_two_periods_is_accepted() {
         let raw = RawSettings {
             rotation_schedule: Some("rate(12 hours)".into()),
-            token_lifetime_seconds: Some(86_400),
+            token_lifetime_seconds: Some(93_600),
             ..minimal()
         };
 
         let settings = raw.validate(None).unwrap();
 
-        assert_eq!(settings.token_lifetime_seconds, 86_400);
+        assert_eq!(settings.token_lifetime_seconds, 93_600);
+    }
+
+    #[test]
+    fn token_lifetime_check_counts_window() {
+        let raw = RawSettings {
+            token_lifetime_seconds: Some(28_800),
+            ..minimal()
+        };
+
+        let (field, value, fix) = invalid_field(raw.validate(None));
+
+        assert_eq!(field, "token_lifetime_seconds");
+        assert_eq!(value, "28800");
+        assert!(fix.contains("at least 36000 seconds"), "{fix}");
+    }
+
+    #[test]
+    fn default_lifetime_is_two_periods() {
+        let raw = RawSettings {
+            rotation_schedule: Some("rate(1 day)".into()),
+            rotation_window_hours: Some(2),
+            ..minimal()
+        };
+
+        let settings = raw.validate(None).unwrap();
+
+        assert_eq!(settings.rotation_period_seconds(), 26 * 3600);
+        assert_eq!(settings.token_lifetime_seconds, 2 * 26 * 3600);
+    }
+
+    #[test]
+    fn long_rates_are_rejected() {
+        for (schedule, period_hours) in [
+            ("rate(4 days)", "97 hours"),
+            ("rate(84 hours)", "85 hours"),
+            ("rate(1000 days)", "24001 hours"),
+        ] {
+            let raw = RawSettings {
+                rotation_schedule: Some(schedule.into()),
+                ..minimal()
+            };
+
+            let (field, value, fix) = invalid_field(raw.validate(None));
+
+            assert_eq!(field, "rotation_schedule", "{schedule}");
+            assert_eq!(value, schedule);
+            assert!(fix.contains(period_hours), "{schedule}: {fix}");
+            assert!(fix.contains("rate(83 hours)"), "{schedule}: {fix}");
+            assert!(fix.contains("rate(3 days)"), "{schedule}: {fix}");
+        }
+    }
+
+    #[test]
+    fn long_rate_fix_follows_window() {
+        let raw = RawSettings {
+            rotation_schedule: Some("rate(80 hours)".into()),
+            rotation_window_hours: Some(13),
+            ..minimal()
+        };
+
+        let (field, _, fix) = invalid_field(raw.validate(None));
+
+        assert_eq!(field, "rotation_schedule");
+        assert!(fix.contains("93 hours"), "{fix}");
+        assert!(fix.contains("rate(71 hours)"), "{fix}");
+        assert!(fix.contains("rate(2 days)"), "{fix}");
+    }
+
+    #[test]
+    fn longest_rates_are_accepted() {
+        for (schedule, lifetime) in [("rate(3 days)", 2 * 73 * 3600), ("rate(83 hours)", 604_800)] {
+            let raw = RawSettings {
+                rotation_schedule: Some(schedule.into()),
+                ..minimal()
+            };
+
+            let settings = raw.validate(None).unwrap();
+
+            assert_eq!(settings.token_lifetime_seconds, lifetime, "{schedule}");
+        }
+    }
+
+    #[test]
+    fn long_cron_period_is_rejected() {
+        let raw = RawSettings {
+            rotation_schedule: Some("cron(0 0 ? * MON *)".into()),
+            rotation_period_hours: Some(168),
+            ..minimal()
+        };
+
+        let (field, value, fix) = invalid_field(raw.validate(None));
+
+        assert_eq!(field, "rotation_period_hours");
+        assert_eq!(value, "168");
+        assert!(fix.contains("169 hours"), "{fix}");
+        assert!(fix.contains("at most 83 hours apart"), "{fix}");
     }
 
     #[test]

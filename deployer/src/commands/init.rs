@@ -47,7 +47,9 @@ cluster_endpoint: <cluster-id>.dsql.us-east-1.on.aws
 # Name of the secret; default: <stack_name>/dsql-auth-token.
 # secret_name: dsql-tokens/dsql-auth-token
 
-# rate(N hours) with N >= 4, rate(N days) or cron(...).
+# rate(N hours) with N >= 4, rate(N days) or cron(...). The rotation period,
+# the interval plus rotation_window_hours, must be at most 84 hours, because
+# a token lives at most 7 days and must outlive two periods.
 # rotation_schedule: rate(4 hours)
 
 # Hours in which each rotation may start.
@@ -56,9 +58,9 @@ cluster_endpoint: <cluster-id>.dsql.us-east-1.on.aws
 # For a cron(...) schedule: the maximum gap in hours between two runs.
 # rotation_period_hours: 24
 
-# Lifetime of each token in seconds, at most 604800; default: twice the
-# rotation period, at least 28800.
-# token_lifetime_seconds: 28800
+# Lifetime of each token in seconds, from twice the rotation period to
+# 604800; default: twice the rotation period.
+# token_lifetime_seconds: 36000
 
 # IAM role ARNs that may read the secret, besides the rotator.
 # application_role_arns:

@@ -324,6 +324,10 @@ impl RawSettings {
             .artifacts_stack_name
             .unwrap_or_else(|| "dsql-token-rotation-artifacts".into());
         validate_stack_name_field("artifacts_stack_name", &artifacts_stack_name)?;
+        if artifacts_stack_name == stack_name {
+            let fix = format!("use a name other than `stack_name` {stack_name}, because the artifacts bucket has a stack of its own and `up` would replace it with the rotation stack");
+            return Err(invalid("artifacts_stack_name", artifacts_stack_name, fix));
+        }
 
         let application_role_arns =
             access::validate_role_arns(self.application_role_arns.unwrap_or_default(), &region)?;
@@ -1122,6 +1126,27 @@ mod tests {
         assert_eq!(value, "168");
         assert!(fix.contains("169 hours"), "{fix}");
         assert!(fix.contains("at most 83 hours apart"), "{fix}");
+    }
+
+    #[test]
+    fn artifacts_stack_named_as_stack_is_rejected() {
+        let explicit = RawSettings {
+            artifacts_stack_name: Some("dsql-tokens".into()),
+            ..minimal()
+        };
+        let by_default = RawSettings {
+            stack_name: Some("dsql-token-rotation-artifacts".into()),
+            ..minimal()
+        };
+
+        let (field, value, fix) = invalid_field(explicit.validate(None));
+        let (default_field, default_value, _) = invalid_field(by_default.validate(None));
+
+        assert_eq!(field, "artifacts_stack_name");
+        assert_eq!(value, "dsql-tokens");
+        assert!(fix.contains("other than `stack_name`"), "{fix}");
+        assert_eq!(default_field, "artifacts_stack_name");
+        assert_eq!(default_value, "dsql-token-rotation-artifacts");
     }
 
     #[test]

@@ -280,9 +280,19 @@ impl RawSettings {
         )?;
         let allow_local = self.allow_local_endpoint.unwrap_or(false);
         let endpoint_cluster_id = validate_endpoint(&endpoint, &region, allow_local)?;
+        // A local endpoint contains no cluster id, so there `cluster_id` names
+        // the cluster for the IAM policy and the PrivateLink lookup. A DSQL
+        // endpoint already names it, and a different id would grant the wrong cluster.
         let cluster_id = match self.cluster_id {
-            Some(id) => validate_cluster_id(id)?,
             None => endpoint_cluster_id,
+            Some(id) => {
+                let id = validate_cluster_id(id)?;
+                if !LOCAL_HOSTS.contains(&endpoint.as_str()) && id != endpoint_cluster_id {
+                    let fix = format!("remove `cluster_id` or set it to {endpoint_cluster_id}, the cluster id in `cluster_endpoint` {endpoint}, so the IAM policy names the cluster that the endpoint reaches");
+                    return Err(invalid("cluster_id", id, fix));
+                }
+                id
+            }
         };
 
         let database_user =
@@ -849,6 +859,49 @@ mod tests {
         assert!(fix.contains("allow_local_endpoint"), "{fix}");
         assert_eq!(settings.cluster_endpoint, "localhost");
         assert_eq!(settings.cluster_id, "local");
+    }
+
+    #[test]
+    fn cluster_id_other_than_endpoints_is_rejected() {
+        let raw = RawSettings {
+            cluster_id: Some("otherclusterid".into()),
+            ..minimal()
+        };
+
+        let (field, value, fix) = invalid_field(raw.validate(None));
+
+        assert_eq!(field, "cluster_id");
+        assert_eq!(value, "otherclusterid");
+        assert!(
+            fix.contains("set it to abcdefghijklmnopqrstuvwxyz"),
+            "{fix}"
+        );
+    }
+
+    #[test]
+    fn cluster_id_matching_endpoint_is_accepted() {
+        let raw = RawSettings {
+            cluster_id: Some("abcdefghijklmnopqrstuvwxyz".into()),
+            ..minimal()
+        };
+
+        let settings = raw.validate(None).unwrap();
+
+        assert_eq!(settings.cluster_id, "abcdefghijklmnopqrstuvwxyz");
+    }
+
+    #[test]
+    fn cluster_id_names_local_endpoints_cluster() {
+        let raw = RawSettings {
+            cluster_endpoint: Some("127.0.0.1".into()),
+            allow_local_endpoint: Some(true),
+            cluster_id: Some("realclusterid".into()),
+            ..minimal()
+        };
+
+        let settings = raw.validate(None).unwrap();
+
+        assert_eq!(settings.cluster_id, "realclusterid");
     }
 
     #[test]

@@ -35,7 +35,8 @@ cluster_endpoint: <cluster-id>.dsql.us-east-1.on.aws
 # database_name: postgres
 # database_port: 5432
 
-# DSQL cluster id; default: the first label of cluster_endpoint.
+# DSQL cluster id for the IAM policy; default: the first label of
+# cluster_endpoint, which it must match unless the endpoint is local.
 # cluster_id: <cluster-id>
 
 # Hostname stored in the secret; default: the cluster endpoint, or in a VPC

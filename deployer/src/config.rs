@@ -647,7 +647,9 @@ fn validate_window(hours: u32, schedule: &Schedule) -> Result<u32, ConfigError> 
 /// a period whose double exceeds the maximum token lifetime.
 fn validate_period(schedule: &Schedule, window_hours: u32) -> Result<u64, ConfigError> {
     let interval_hours = schedule.interval_seconds() / 3600;
-    let period = schedule.interval_seconds() + u64::from(window_hours) * 3600;
+    let period = schedule
+        .interval_seconds()
+        .saturating_add(u64::from(window_hours) * 3600);
     if period <= MAX_ROTATION_PERIOD_SECONDS {
         return Ok(period);
     }
@@ -1119,6 +1121,7 @@ mod tests {
             ("rate(4 days)", "97 hours"),
             ("rate(84 hours)", "85 hours"),
             ("rate(1000 days)", "24001 hours"),
+            ("rate(18446744073709551615 days)", "5124095576030431 hours"),
         ] {
             let raw = RawSettings {
                 rotation_schedule: Some(schedule.into()),

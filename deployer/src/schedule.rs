@@ -43,7 +43,15 @@ pub fn parse(text: &str, period_hours: Option<u32>) -> Result<Schedule, ConfigEr
         .strip_prefix("rate(")
         .and_then(|rest| rest.strip_suffix(')'))
     {
-        return parse_rate(text, body);
+        let schedule = parse_rate(text, body)?;
+        if let Some(hours) = period_hours {
+            return Err(ConfigError::Invalid {
+                field: "rotation_period_hours",
+                value: hours.to_string(),
+                fix: format!("remove `rotation_period_hours`, which is only for cron(...) schedules, because {text} already sets the interval"),
+            });
+        }
+        return Ok(schedule);
     }
     if text.starts_with("cron(") && text.ends_with(')') {
         return parse_cron(text, period_hours);
@@ -215,6 +223,20 @@ mod tests {
         let schedule = parse("rate(18446744073709551615 days)", None).unwrap();
 
         assert_eq!(schedule.interval_seconds(), u64::MAX);
+    }
+
+    #[test]
+    fn rate_with_period_hours_is_rejected() {
+        let err = parse("rate(4 hours)", Some(6)).unwrap_err();
+
+        match err {
+            ConfigError::Invalid { field, value, fix } => {
+                assert_eq!(field, "rotation_period_hours");
+                assert_eq!(value, "6");
+                assert!(fix.contains("only for cron(...)"), "{fix}");
+            }
+            other => panic!("expected an invalid-setting error, got {other:?}"),
+        }
     }
 
     #[test]

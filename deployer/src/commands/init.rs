@@ -56,7 +56,7 @@ cluster_endpoint: <cluster-id>.dsql.us-east-1.on.aws
 # Hours in which each rotation may start.
 # rotation_window_hours: 1
 
-# For a cron(...) schedule: the maximum gap in hours between two runs.
+# For a cron(...) schedule only: the maximum gap in hours between two runs.
 # rotation_period_hours: 24
 
 # Lifetime of each token in seconds, from twice the rotation period to

@@ -727,6 +727,16 @@ fn validate_range(field: &'static str, value: u32, min: u32, max: u32) -> Result
     Ok(value)
 }
 
+/// Prefixes that S3 reserves and rejects in general purpose bucket names.
+const RESERVED_BUCKET_PREFIXES: [&str; 3] = ["xn--", "sthree-", "amzn-s3-demo-"];
+
+/// Suffixes that S3 reserves for access point aliases, Multi-Region Access
+/// Points, directory buckets and table buckets.
+const RESERVED_BUCKET_SUFFIXES: [&str; 5] =
+    ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"];
+
+/// Validates a general purpose bucket name against the naming rules in the
+/// Amazon S3 User Guide ("General purpose bucket naming rules").
 fn validate_bucket(bucket: String) -> Result<String, ConfigError> {
     let valid_chars = bucket
         .chars()
@@ -736,6 +746,44 @@ fn validate_bucket(bucket: String) -> Result<String, ConfigError> {
 
     if !(3..=63).contains(&bucket.len()) || !valid_chars || !valid_ends {
         return Err(invalid("artifacts_bucket", bucket, "use an S3 bucket name: 3 to 63 lowercase letters, digits, hyphens and dots, starting and ending with a letter or digit"));
+    }
+    if bucket.contains("..") {
+        return Err(invalid(
+            "artifacts_bucket",
+            bucket,
+            "use a bucket name without two adjacent dots, which S3 rejects",
+        ));
+    }
+    // NOTE: S3 does not define "formatted as an IP address", so any four
+    // dot-separated groups of digits count, including 999.0.0.1 and 01.2.3.4.
+    let labels: Vec<&str> = bucket.split('.').collect();
+    let looks_like_ip = labels.len() == 4
+        && labels
+            .iter()
+            .all(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_digit()));
+    if looks_like_ip {
+        return Err(invalid(
+            "artifacts_bucket",
+            bucket,
+            "use a bucket name that is not formatted as an IP address, which S3 rejects",
+        ));
+    }
+    if let Some(prefix) = RESERVED_BUCKET_PREFIXES
+        .iter()
+        .find(|prefix| bucket.starts_with(*prefix))
+    {
+        let fix = format!(
+            "use a bucket name that does not start with {prefix}, a prefix that S3 reserves"
+        );
+        return Err(invalid("artifacts_bucket", bucket, fix));
+    }
+    if let Some(suffix) = RESERVED_BUCKET_SUFFIXES
+        .iter()
+        .find(|suffix| bucket.ends_with(*suffix))
+    {
+        let fix =
+            format!("use a bucket name that does not end with {suffix}, a suffix that S3 reserves");
+        return Err(invalid("artifacts_bucket", bucket, fix));
     }
     Ok(bucket)
 }
@@ -1232,6 +1280,60 @@ mod tests {
             };
 
             assert_eq!(raw.validate(None).unwrap().log_retention_days, days);
+        }
+    }
+
+    #[test]
+    fn bucket_names_s3_rejects() {
+        let cases = [
+            ("my..bucket", "two adjacent dots"),
+            ("192.168.1.1", "IP address"),
+            ("192.168.01.1", "IP address"),
+            ("xn--bucket", "start with xn--"),
+            ("sthree-bucket", "start with sthree-"),
+            ("sthree-configurator-bucket", "start with sthree-"),
+            ("amzn-s3-demo-bucket", "start with amzn-s3-demo-"),
+            ("bucket-s3alias", "end with -s3alias"),
+            ("bucket--ol-s3", "end with --ol-s3"),
+            ("bucket.mrap", "end with .mrap"),
+            ("bucket--x-s3", "end with --x-s3"),
+            ("bucket--table-s3", "end with --table-s3"),
+            ("Bucket", "3 to 63 lowercase"),
+            ("ab", "3 to 63 lowercase"),
+            ("-bucket", "3 to 63 lowercase"),
+        ];
+        for (bucket, expected) in cases {
+            let raw = RawSettings {
+                artifacts_bucket: Some(bucket.into()),
+                ..minimal()
+            };
+
+            let (field, value, fix) = invalid_field(raw.validate(None));
+
+            assert_eq!(field, "artifacts_bucket", "{bucket}");
+            assert_eq!(value, bucket);
+            assert!(fix.contains(expected), "{bucket}: {fix}");
+        }
+    }
+
+    #[test]
+    fn bucket_names_s3_accepts() {
+        for bucket in [
+            "my-artifacts-bucket",
+            "my.bucket.example",
+            "192.168.1.1.bucket",
+            "abc",
+            "bucket-xn--a",
+            "s3alias-bucket",
+        ] {
+            let raw = RawSettings {
+                artifacts_bucket: Some(bucket.into()),
+                ..minimal()
+            };
+
+            let settings = raw.validate(None).unwrap();
+
+            assert_eq!(settings.artifacts_bucket.as_deref(), Some(bucket));
         }
     }
 

@@ -39,6 +39,10 @@ cluster_endpoint: <cluster-id>.dsql.us-east-1.on.aws
 # cluster_endpoint, which it must match unless the endpoint is local.
 # cluster_id: <cluster-id>
 
+# For local test servers only: accept localhost, 127.0.0.1 or ::1 as
+# cluster_endpoint and connect_host. Never set it for a real cluster.
+# allow_local_endpoint: false
+
 # Hostname stored in the secret; default: the cluster endpoint, or in a VPC
 # the cluster's PrivateLink name.
 # connect_host: <hostname>
@@ -142,7 +146,7 @@ pub fn run(path: &Path, force: bool, format: OutputFormat) -> anyhow::Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RawSettings;
+    use crate::config::{RawSettings, SETTING_NAMES};
 
     /// Returns the starter text with every commented `key: value` line and
     /// list item uncommented.
@@ -204,6 +208,18 @@ mod tests {
         let parsed = RawSettings::from_file(&path, true);
 
         assert!(parsed.is_ok(), "{:?}", parsed.err());
+    }
+
+    #[test]
+    fn starter_lists_every_setting() {
+        for name in SETTING_NAMES {
+            let listed = STARTER.lines().any(|line| {
+                line.trim_start_matches("# ")
+                    .starts_with(&format!("{name}:"))
+            });
+
+            assert!(listed, "{name} is missing from the starter file");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::schedule::{self, Schedule};
 
 mod access;
 mod network;
+mod yaml;
 
 pub use access::KmsKey;
 pub use network::{validate_service_name, VpcSettings};
@@ -36,16 +37,33 @@ const LOCAL_CLUSTER_ID: &str = "local";
 /// An invalid or missing setting, with the field, the value and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read settings file {path}: {source}")]
+    #[error("settings file {path} not found. Create it with `deployer init --config {path}`, or fix the path")]
+    NotFound { path: String },
+
+    // The underlying errors are part of the message and not error sources,
+    // so that printing the source chain does not repeat them.
+    #[error("cannot read settings file {path}: {reason}")]
     Read {
         path: String,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
 
-    #[error("settings file {path} is not valid YAML: {source}")]
+    #[error("settings file {path} is not valid YAML: {reason}")]
     Parse {
         path: String,
-        source: serde_yaml::Error,
+        reason: serde_yaml::Error,
+    },
+
+    #[error("settings file {path} must be a mapping of setting names to values, such as `stack_name: dsql-tokens`, but its top level is {found}")]
+    NotMapping { path: String, found: &'static str },
+
+    #[error("invalid `{setting}` {found} in {path}: {fix}")]
+    WrongType {
+        path: String,
+        /// The setting's name, followed by `[index]` for an item of a list.
+        setting: String,
+        found: String,
+        fix: String,
     },
 
     #[error("unknown setting `{key}` in {path}{hint}")]
@@ -185,10 +203,13 @@ impl RawSettings {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound && !required => {
                 return Ok(Self::default());
             }
-            Err(source) => {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ConfigError::NotFound { path: display });
+            }
+            Err(reason) => {
                 return Err(ConfigError::Read {
                     path: display,
-                    source,
+                    reason,
                 })
             }
         };
@@ -198,17 +219,24 @@ impl RawSettings {
 
     /// Parses settings from YAML text; `origin` names the source in errors.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let parse_error = |source| ConfigError::Parse {
-            path: origin.to_string(),
-            source,
-        };
-        let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(parse_error)?;
+        let value: serde_yaml::Value =
+            serde_yaml::from_str(text).map_err(|reason| ConfigError::Parse {
+                path: origin.to_string(),
+                reason,
+            })?;
         if value.is_null() {
             return Ok(Self::default());
         }
+        if !value.is_mapping() {
+            return Err(ConfigError::NotMapping {
+                path: origin.to_string(),
+                found: yaml::describe_kind(&value),
+            });
+        }
 
         reject_unknown_keys(&value, origin)?;
-        serde_yaml::from_value(value).map_err(parse_error)
+        serde_path_to_error::deserialize(&value)
+            .map_err(|err| yaml::wrong_type(&value, origin, err))
     }
 
     /// Overlays every field that `other` sets on top of `self`.
@@ -952,6 +980,45 @@ mod tests {
         let settings = raw.validate(None).unwrap();
 
         assert_eq!(settings.cluster_id, "realclusterid");
+    }
+
+    #[test]
+    fn missing_settings_file_names_fix_once() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("cfg.yaml");
+
+        let error = RawSettings::from_file(&path, true).unwrap_err();
+
+        let message = format!("{:#}", anyhow::Error::from(error));
+        let expected = format!(
+            "settings file {0} not found. Create it with `deployer init --config {0}`, or fix the path",
+            path.display()
+        );
+        assert_eq!(message, expected);
+    }
+
+    #[test]
+    fn missing_default_file_is_empty() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("deploy.yaml");
+
+        let raw = RawSettings::from_file(&path, false).unwrap();
+
+        assert_eq!(raw.stack_name, None);
+    }
+
+    #[test]
+    fn unreadable_settings_file_says_why_once() {
+        let directory = tempfile::tempdir().unwrap();
+
+        let error = RawSettings::from_file(directory.path(), true).unwrap_err();
+
+        let message = format!("{:#}", anyhow::Error::from(error));
+        assert!(
+            message.starts_with("cannot read settings file"),
+            "{message}"
+        );
+        assert_eq!(message.matches("directory").count(), 1, "{message}");
     }
 
     #[test]

@@ -63,10 +63,10 @@ pub fn parse(text: &str, period_hours: Option<u32>) -> Result<Schedule, ConfigEr
     ))
 }
 
-/// Parses the body of `rate(...)` and accepts only the canonical form of the
-/// EventBridge rate syntax, which Secrets Manager's ScheduleExpression follows:
-/// one space between count and unit, and a singular unit only for a count of 1
-/// (EventBridge User Guide, "Rate expressions reference").
+/// Parses the body of `rate(...)`, accepting only the canonical form of the
+/// EventBridge rate syntax that Secrets Manager's ScheduleExpression follows.
+/// That form has one space between count and unit, and a singular unit only
+/// for a count of 1 (EventBridge User Guide, "Rate expressions reference").
 fn parse_rate(text: &str, body: &str) -> Result<Schedule, ConfigError> {
     let mut words = body.split_whitespace();
     let (Some(count), Some(unit), None) = (words.next(), words.next(), words.next()) else {

@@ -43,3 +43,30 @@ def test_starter_file_renders_once_edited(tmp_path):
 
     assert result.returncode == EXIT_OK, result.stderr
     assert "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws" in result.stdout
+
+
+def test_missing_config_points_to_init(tmp_path):
+    build_deployer()
+
+    result = run_deployer(["render", "--config", "absent.yaml"], env=deployer_env(NO_AWS), cwd=tmp_path)
+
+    assert result.returncode == EXIT_BAD_INPUT, result.stderr
+    assert result.stderr.count("absent.yaml not found") == 1, result.stderr
+    assert "Create it with `deployer init --config absent.yaml`" in result.stderr, result.stderr
+    assert "os error" not in result.stderr, result.stderr
+
+
+def test_quoted_port_names_setting(tmp_path):
+    build_deployer()
+    env = deployer_env(NO_AWS)
+    path = tmp_path / "settings.yaml"
+    assert run_deployer(["init", "--config", str(path)], env=env, cwd=tmp_path).returncode == EXIT_OK
+    text = path.read_text().replace("<cluster-id>.dsql", "abcdefghijklmnopqrstuvwxyz.dsql")
+    path.write_text(text.replace("# database_port: 5432", "database_port: '5432'"))
+
+    result = run_deployer(["render", "--config", str(path)], env=env, cwd=tmp_path)
+
+    assert result.returncode == EXIT_BAD_INPUT, result.stderr
+    expected = f"invalid `database_port` \"5432\" in {path}: use a whole number from 1 to 65535, without quotes"
+    assert expected in result.stderr
+    assert "u16" not in result.stderr

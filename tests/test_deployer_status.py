@@ -20,7 +20,7 @@ from deployer_cli import (
 from localenv.emulator import Emulator
 from localenv.standin import DsqlStandin
 
-# Default token lifetime: twice the 4-hour rotation period, at least 28,800 s.
+# Default token lifetime: twice the rotation period, the 4-hour interval plus the 1-hour window.
 DEFAULT_LIFETIME_SECONDS = 36000
 
 

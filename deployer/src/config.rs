@@ -10,12 +10,17 @@ use crate::schedule::{self, Schedule};
 
 mod access;
 mod network;
+mod yaml;
 
 pub use access::KmsKey;
 pub use network::{validate_service_name, VpcSettings};
 
 /// Maximum lifetime that DSQL accepts for an auth token, in seconds.
 pub const MAX_TOKEN_LIFETIME_SECONDS: u64 = 604_800;
+
+/// Maximum rotation period (schedule interval plus window), in seconds: 84
+/// hours, because a token must outlive two periods and lives at most 7 days.
+pub const MAX_ROTATION_PERIOD_SECONDS: u64 = MAX_TOKEN_LIFETIME_SECONDS / 2;
 
 /// Retention periods, in days, that CloudWatch Logs accepts for a log group.
 pub const LOG_RETENTION_DAYS: [u32; 22] = [
@@ -32,16 +37,33 @@ const LOCAL_CLUSTER_ID: &str = "local";
 /// An invalid or missing setting, with the field, the value and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read settings file {path}: {source}")]
+    #[error("settings file {path} not found. Create it with `deployer init --config {path}`, or fix the path")]
+    NotFound { path: String },
+
+    // The underlying errors are part of the message and not error sources,
+    // so that printing the source chain does not repeat them.
+    #[error("cannot read settings file {path}: {reason}")]
     Read {
         path: String,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
 
-    #[error("settings file {path} is not valid YAML: {source}")]
+    #[error("settings file {path} is not valid YAML: {reason}")]
     Parse {
         path: String,
-        source: serde_yaml::Error,
+        reason: serde_yaml::Error,
+    },
+
+    #[error("settings file {path} must be a mapping of setting names to values, such as `stack_name: dsql-tokens`, but its top level is {found}")]
+    NotMapping { path: String, found: &'static str },
+
+    #[error("invalid `{setting}` {found} in {path}: {fix}")]
+    WrongType {
+        path: String,
+        /// The setting's name, followed by `[index]` for an item of a list.
+        setting: String,
+        found: String,
+        fix: String,
     },
 
     #[error("unknown setting `{key}` in {path}{hint}")]
@@ -181,10 +203,13 @@ impl RawSettings {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound && !required => {
                 return Ok(Self::default());
             }
-            Err(source) => {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ConfigError::NotFound { path: display });
+            }
+            Err(reason) => {
                 return Err(ConfigError::Read {
                     path: display,
-                    source,
+                    reason,
                 })
             }
         };
@@ -194,17 +219,24 @@ impl RawSettings {
 
     /// Parses settings from YAML text; `origin` names the source in errors.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let parse_error = |source| ConfigError::Parse {
-            path: origin.to_string(),
-            source,
-        };
-        let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(parse_error)?;
+        let value: serde_yaml::Value =
+            serde_yaml::from_str(text).map_err(|reason| ConfigError::Parse {
+                path: origin.to_string(),
+                reason,
+            })?;
         if value.is_null() {
             return Ok(Self::default());
         }
+        if !value.is_mapping() {
+            return Err(ConfigError::NotMapping {
+                path: origin.to_string(),
+                found: yaml::describe_kind(&value),
+            });
+        }
 
         reject_unknown_keys(&value, origin)?;
-        serde_yaml::from_value(value).map_err(parse_error)
+        serde_path_to_error::deserialize(&value)
+            .map_err(|err| yaml::wrong_type(&value, origin, err))
     }
 
     /// Overlays every field that `other` sets on top of `self`.
@@ -276,9 +308,19 @@ impl RawSettings {
         )?;
         let allow_local = self.allow_local_endpoint.unwrap_or(false);
         let endpoint_cluster_id = validate_endpoint(&endpoint, &region, allow_local)?;
+        // A local endpoint contains no cluster id, so there `cluster_id` names
+        // the cluster for the IAM policy and the PrivateLink lookup. A DSQL
+        // endpoint already names it, and a different id would grant the wrong cluster.
         let cluster_id = match self.cluster_id {
-            Some(id) => validate_cluster_id(id)?,
             None => endpoint_cluster_id,
+            Some(id) => {
+                let id = validate_cluster_id(id)?;
+                if !LOCAL_HOSTS.contains(&endpoint.as_str()) && id != endpoint_cluster_id {
+                    let fix = format!("remove `cluster_id` or set it to {endpoint_cluster_id}, the cluster id in `cluster_endpoint` {endpoint}, so the IAM policy names the cluster that the endpoint reaches");
+                    return Err(invalid("cluster_id", id, fix));
+                }
+                id
+            }
         };
 
         let database_user =
@@ -298,9 +340,8 @@ impl RawSettings {
         let schedule = schedule::parse(&schedule_text, self.rotation_period_hours)?;
         let rotation_window_hours =
             validate_window(self.rotation_window_hours.unwrap_or(1), &schedule)?;
-        let period = schedule.interval_seconds() + u64::from(rotation_window_hours) * 3600;
-        let token_lifetime_seconds =
-            validate_lifetime(self.token_lifetime_seconds, &schedule, period)?;
+        let period = validate_period(&schedule, rotation_window_hours)?;
+        let token_lifetime_seconds = validate_lifetime(self.token_lifetime_seconds, period)?;
 
         let log_retention_days = validate_retention(self.log_retention_days.unwrap_or(30))?;
         let function_memory_mb = validate_range(
@@ -321,6 +362,10 @@ impl RawSettings {
             .artifacts_stack_name
             .unwrap_or_else(|| "dsql-token-rotation-artifacts".into());
         validate_stack_name_field("artifacts_stack_name", &artifacts_stack_name)?;
+        if artifacts_stack_name == stack_name {
+            let fix = format!("use a name other than `stack_name` {stack_name}, because the artifacts bucket has a stack of its own and `up` would replace it with the rotation stack");
+            return Err(invalid("artifacts_stack_name", artifacts_stack_name, fix));
+        }
 
         let application_role_arns =
             access::validate_role_arns(self.application_role_arns.unwrap_or_default(), &region)?;
@@ -626,22 +671,60 @@ fn validate_window(hours: u32, schedule: &Schedule) -> Result<u32, ConfigError> 
     Ok(hours)
 }
 
-/// Validates the token lifetime, or picks a default that outlives two rotation periods.
-fn validate_lifetime(
-    requested: Option<u64>,
-    schedule: &Schedule,
-    period: u64,
-) -> Result<u64, ConfigError> {
-    let minimum = 2 * schedule.interval_seconds();
+/// Computes the rotation period in seconds (interval plus window) and rejects
+/// a period whose double exceeds the maximum token lifetime.
+fn validate_period(schedule: &Schedule, window_hours: u32) -> Result<u64, ConfigError> {
+    let interval_hours = schedule.interval_seconds() / 3600;
+    let period = schedule
+        .interval_seconds()
+        .saturating_add(u64::from(window_hours) * 3600);
+    if period <= MAX_ROTATION_PERIOD_SECONDS {
+        return Ok(period);
+    }
+
+    let max_period_hours = MAX_ROTATION_PERIOD_SECONDS / 3600;
+    let max_interval_hours = max_period_hours - u64::from(window_hours);
+    let reason = format!(
+        "the rotation period, {} hours ({interval_hours}-hour interval plus {window_hours}-hour window), \
+         is longer than {max_period_hours} hours. A token lives at most 7 days ({MAX_TOKEN_LIFETIME_SECONDS} s) \
+         and must outlive two periods",
+        period / 3600
+    );
+    match schedule {
+        Schedule::Rate { expression, .. } => {
+            let days = max_interval_hours / 24;
+            let fix = format!(
+                "{reason}, so with this window use rate({max_interval_hours} hours) or shorter, \
+                 such as rate({days} days), or shorten `rotation_window_hours`"
+            );
+            Err(invalid("rotation_schedule", expression, fix))
+        }
+        Schedule::Cron { period_hours, .. } => {
+            let fix = format!(
+                "{reason}, so with this window use a cron schedule whose runs are at most \
+                 {max_interval_hours} hours apart, or shorten `rotation_window_hours`"
+            );
+            Err(invalid("rotation_period_hours", period_hours, fix))
+        }
+    }
+}
+
+/// Validates the token lifetime, or defaults it to two rotation periods.
+///
+/// `period` has passed `validate_period`, so two periods never exceed
+/// `MAX_TOKEN_LIFETIME_SECONDS`. The shortest period, a 4-hour interval plus
+/// a 1-hour window, already gives 36000 s, so the default needs no floor.
+fn validate_lifetime(requested: Option<u64>, period: u64) -> Result<u64, ConfigError> {
+    let minimum = 2 * period;
     let Some(lifetime) = requested else {
-        return Ok((2 * period).clamp(28_800, MAX_TOKEN_LIFETIME_SECONDS));
+        return Ok(minimum);
     };
 
     if lifetime > MAX_TOKEN_LIFETIME_SECONDS {
         return Err(invalid("token_lifetime_seconds", lifetime, format!("use at most {MAX_TOKEN_LIFETIME_SECONDS} seconds (7 days), the longest DSQL accepts")));
     }
-    if lifetime < minimum || lifetime <= period {
-        return Err(invalid("token_lifetime_seconds", lifetime, format!("use at least {} seconds, twice the schedule's interval, so a token outlives a missed rotation", minimum.max(period + 1))));
+    if lifetime < minimum {
+        return Err(invalid("token_lifetime_seconds", lifetime, format!("use at least {minimum} seconds, twice the rotation period (schedule interval plus rotation window), so a token outlives a missed rotation")));
     }
     Ok(lifetime)
 }
@@ -672,6 +755,16 @@ fn validate_range(field: &'static str, value: u32, min: u32, max: u32) -> Result
     Ok(value)
 }
 
+/// Prefixes that S3 reserves and rejects in general purpose bucket names.
+const RESERVED_BUCKET_PREFIXES: [&str; 3] = ["xn--", "sthree-", "amzn-s3-demo-"];
+
+/// Suffixes that S3 reserves for access point aliases, Multi-Region Access
+/// Points, directory buckets and table buckets.
+const RESERVED_BUCKET_SUFFIXES: [&str; 5] =
+    ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"];
+
+/// Validates a general purpose bucket name against the naming rules in the
+/// Amazon S3 User Guide ("General purpose bucket naming rules").
 fn validate_bucket(bucket: String) -> Result<String, ConfigError> {
     let valid_chars = bucket
         .chars()
@@ -681,6 +774,44 @@ fn validate_bucket(bucket: String) -> Result<String, ConfigError> {
 
     if !(3..=63).contains(&bucket.len()) || !valid_chars || !valid_ends {
         return Err(invalid("artifacts_bucket", bucket, "use an S3 bucket name: 3 to 63 lowercase letters, digits, hyphens and dots, starting and ending with a letter or digit"));
+    }
+    if bucket.contains("..") {
+        return Err(invalid(
+            "artifacts_bucket",
+            bucket,
+            "use a bucket name without two adjacent dots, which S3 rejects",
+        ));
+    }
+    // NOTE: S3 does not define "formatted as an IP address", so any four
+    // dot-separated groups of digits count, including 999.0.0.1 and 01.2.3.4.
+    let labels: Vec<&str> = bucket.split('.').collect();
+    let looks_like_ip = labels.len() == 4
+        && labels
+            .iter()
+            .all(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_digit()));
+    if looks_like_ip {
+        return Err(invalid(
+            "artifacts_bucket",
+            bucket,
+            "use a bucket name that is not formatted as an IP address, which S3 rejects",
+        ));
+    }
+    if let Some(prefix) = RESERVED_BUCKET_PREFIXES
+        .iter()
+        .find(|prefix| bucket.starts_with(*prefix))
+    {
+        let fix = format!(
+            "use a bucket name that does not start with {prefix}, a prefix that S3 reserves"
+        );
+        return Err(invalid("artifacts_bucket", bucket, fix));
+    }
+    if let Some(suffix) = RESERVED_BUCKET_SUFFIXES
+        .iter()
+        .find(|suffix| bucket.ends_with(*suffix))
+    {
+        let fix =
+            format!("use a bucket name that does not end with {suffix}, a suffix that S3 reserves");
+        return Err(invalid("artifacts_bucket", bucket, fix));
     }
     Ok(bucket)
 }
@@ -809,6 +940,88 @@ mod tests {
     }
 
     #[test]
+    fn cluster_id_other_than_endpoints_is_rejected() {
+        let raw = RawSettings {
+            cluster_id: Some("otherclusterid".into()),
+            ..minimal()
+        };
+
+        let (field, value, fix) = invalid_field(raw.validate(None));
+
+        assert_eq!(field, "cluster_id");
+        assert_eq!(value, "otherclusterid");
+        assert!(
+            fix.contains("set it to abcdefghijklmnopqrstuvwxyz"),
+            "{fix}"
+        );
+    }
+
+    #[test]
+    fn cluster_id_matching_endpoint_is_accepted() {
+        let raw = RawSettings {
+            cluster_id: Some("abcdefghijklmnopqrstuvwxyz".into()),
+            ..minimal()
+        };
+
+        let settings = raw.validate(None).unwrap();
+
+        assert_eq!(settings.cluster_id, "abcdefghijklmnopqrstuvwxyz");
+    }
+
+    #[test]
+    fn cluster_id_names_local_endpoints_cluster() {
+        let raw = RawSettings {
+            cluster_endpoint: Some("127.0.0.1".into()),
+            allow_local_endpoint: Some(true),
+            cluster_id: Some("realclusterid".into()),
+            ..minimal()
+        };
+
+        let settings = raw.validate(None).unwrap();
+
+        assert_eq!(settings.cluster_id, "realclusterid");
+    }
+
+    #[test]
+    fn missing_settings_file_names_fix_once() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("cfg.yaml");
+
+        let error = RawSettings::from_file(&path, true).unwrap_err();
+
+        let message = format!("{:#}", anyhow::Error::from(error));
+        let expected = format!(
+            "settings file {0} not found. Create it with `deployer init --config {0}`, or fix the path",
+            path.display()
+        );
+        assert_eq!(message, expected);
+    }
+
+    #[test]
+    fn missing_default_file_is_empty() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("deploy.yaml");
+
+        let raw = RawSettings::from_file(&path, false).unwrap();
+
+        assert_eq!(raw.stack_name, None);
+    }
+
+    #[test]
+    fn unreadable_settings_file_says_why_once() {
+        let directory = tempfile::tempdir().unwrap();
+
+        let error = RawSettings::from_file(directory.path(), true).unwrap_err();
+
+        let message = format!("{:#}", anyhow::Error::from(error));
+        assert!(
+            message.starts_with("cannot read settings file"),
+            "{message}"
+        );
+        assert_eq!(message.matches("directory").count(), 1, "{message}");
+    }
+
+    #[test]
     fn unknown_key_suggests_nearest() {
         let err = RawSettings::from_yaml("stack_name: a\nregoin: us-east-1\n", "deploy.yaml")
             .unwrap_err();
@@ -884,7 +1097,7 @@ mod tests {
         let (_, _, short_fix) = invalid_field(too_short.validate(None));
 
         assert!(long_fix.contains("604800"), "{long_fix}");
-        assert!(short_fix.contains("28800"), "{short_fix}");
+        assert!(short_fix.contains("36000"), "{short_fix}");
         assert_eq!(
             at_max.validate(None).unwrap().token_lifetime_seconds,
             604_800
@@ -962,31 +1175,149 @@ mod tests {
     }
 
     #[test]
-    fn token_lifetime_under_two_schedules_is_rejected() {
+    fn token_lifetime_under_two_periods_is_rejected() {
         let raw = RawSettings {
             rotation_schedule: Some("rate(12 hours)".into()),
-            token_lifetime_seconds: Some(12 * 3600 * 2 - 1),
+            token_lifetime_seconds: Some(2 * 13 * 3600 - 1),
             ..minimal()
         };
 
         let (field, value, fix) = invalid_field(raw.validate(None));
 
         assert_eq!(field, "token_lifetime_seconds");
-        assert_eq!(value, "86399");
-        assert!(fix.contains("at least 86400 seconds"), "{fix}");
+        assert_eq!(value, "93599");
+        assert!(fix.contains("at least 93600 seconds"), "{fix}");
     }
 
     #[test]
-    fn token_lifetime_of_two_schedules_is_accepted() {
+    fn token_lifetime_of_two_periods_is_accepted() {
         let raw = RawSettings {
             rotation_schedule: Some("rate(12 hours)".into()),
-            token_lifetime_seconds: Some(86_400),
+            token_lifetime_seconds: Some(93_600),
             ..minimal()
         };
 
         let settings = raw.validate(None).unwrap();
 
-        assert_eq!(settings.token_lifetime_seconds, 86_400);
+        assert_eq!(settings.token_lifetime_seconds, 93_600);
+    }
+
+    #[test]
+    fn token_lifetime_check_counts_window() {
+        let raw = RawSettings {
+            token_lifetime_seconds: Some(28_800),
+            ..minimal()
+        };
+
+        let (field, value, fix) = invalid_field(raw.validate(None));
+
+        assert_eq!(field, "token_lifetime_seconds");
+        assert_eq!(value, "28800");
+        assert!(fix.contains("at least 36000 seconds"), "{fix}");
+    }
+
+    #[test]
+    fn default_lifetime_is_two_periods() {
+        let raw = RawSettings {
+            rotation_schedule: Some("rate(1 day)".into()),
+            rotation_window_hours: Some(2),
+            ..minimal()
+        };
+
+        let settings = raw.validate(None).unwrap();
+
+        assert_eq!(settings.rotation_period_seconds(), 26 * 3600);
+        assert_eq!(settings.token_lifetime_seconds, 2 * 26 * 3600);
+    }
+
+    #[test]
+    fn long_rates_are_rejected() {
+        for (schedule, period_hours) in [
+            ("rate(4 days)", "97 hours"),
+            ("rate(84 hours)", "85 hours"),
+            ("rate(1000 days)", "24001 hours"),
+            ("rate(18446744073709551615 days)", "5124095576030431 hours"),
+        ] {
+            let raw = RawSettings {
+                rotation_schedule: Some(schedule.into()),
+                ..minimal()
+            };
+
+            let (field, value, fix) = invalid_field(raw.validate(None));
+
+            assert_eq!(field, "rotation_schedule", "{schedule}");
+            assert_eq!(value, schedule);
+            assert!(fix.contains(period_hours), "{schedule}: {fix}");
+            assert!(fix.contains("rate(83 hours)"), "{schedule}: {fix}");
+            assert!(fix.contains("rate(3 days)"), "{schedule}: {fix}");
+        }
+    }
+
+    #[test]
+    fn long_rate_fix_follows_window() {
+        let raw = RawSettings {
+            rotation_schedule: Some("rate(80 hours)".into()),
+            rotation_window_hours: Some(13),
+            ..minimal()
+        };
+
+        let (field, _, fix) = invalid_field(raw.validate(None));
+
+        assert_eq!(field, "rotation_schedule");
+        assert!(fix.contains("93 hours"), "{fix}");
+        assert!(fix.contains("rate(71 hours)"), "{fix}");
+        assert!(fix.contains("rate(2 days)"), "{fix}");
+    }
+
+    #[test]
+    fn longest_rates_are_accepted() {
+        for (schedule, lifetime) in [("rate(3 days)", 2 * 73 * 3600), ("rate(83 hours)", 604_800)] {
+            let raw = RawSettings {
+                rotation_schedule: Some(schedule.into()),
+                ..minimal()
+            };
+
+            let settings = raw.validate(None).unwrap();
+
+            assert_eq!(settings.token_lifetime_seconds, lifetime, "{schedule}");
+        }
+    }
+
+    #[test]
+    fn long_cron_period_is_rejected() {
+        let raw = RawSettings {
+            rotation_schedule: Some("cron(0 0 ? * MON *)".into()),
+            rotation_period_hours: Some(168),
+            ..minimal()
+        };
+
+        let (field, value, fix) = invalid_field(raw.validate(None));
+
+        assert_eq!(field, "rotation_period_hours");
+        assert_eq!(value, "168");
+        assert!(fix.contains("169 hours"), "{fix}");
+        assert!(fix.contains("at most 83 hours apart"), "{fix}");
+    }
+
+    #[test]
+    fn artifacts_stack_named_as_stack_is_rejected() {
+        let explicit = RawSettings {
+            artifacts_stack_name: Some("dsql-tokens".into()),
+            ..minimal()
+        };
+        let by_default = RawSettings {
+            stack_name: Some("dsql-token-rotation-artifacts".into()),
+            ..minimal()
+        };
+
+        let (field, value, fix) = invalid_field(explicit.validate(None));
+        let (default_field, default_value, _) = invalid_field(by_default.validate(None));
+
+        assert_eq!(field, "artifacts_stack_name");
+        assert_eq!(value, "dsql-tokens");
+        assert!(fix.contains("other than `stack_name`"), "{fix}");
+        assert_eq!(default_field, "artifacts_stack_name");
+        assert_eq!(default_value, "dsql-token-rotation-artifacts");
     }
 
     #[test]
@@ -1016,6 +1347,60 @@ mod tests {
             };
 
             assert_eq!(raw.validate(None).unwrap().log_retention_days, days);
+        }
+    }
+
+    #[test]
+    fn bucket_names_s3_rejects() {
+        let cases = [
+            ("my..bucket", "two adjacent dots"),
+            ("192.168.1.1", "IP address"),
+            ("192.168.01.1", "IP address"),
+            ("xn--bucket", "start with xn--"),
+            ("sthree-bucket", "start with sthree-"),
+            ("sthree-configurator-bucket", "start with sthree-"),
+            ("amzn-s3-demo-bucket", "start with amzn-s3-demo-"),
+            ("bucket-s3alias", "end with -s3alias"),
+            ("bucket--ol-s3", "end with --ol-s3"),
+            ("bucket.mrap", "end with .mrap"),
+            ("bucket--x-s3", "end with --x-s3"),
+            ("bucket--table-s3", "end with --table-s3"),
+            ("Bucket", "3 to 63 lowercase"),
+            ("ab", "3 to 63 lowercase"),
+            ("-bucket", "3 to 63 lowercase"),
+        ];
+        for (bucket, expected) in cases {
+            let raw = RawSettings {
+                artifacts_bucket: Some(bucket.into()),
+                ..minimal()
+            };
+
+            let (field, value, fix) = invalid_field(raw.validate(None));
+
+            assert_eq!(field, "artifacts_bucket", "{bucket}");
+            assert_eq!(value, bucket);
+            assert!(fix.contains(expected), "{bucket}: {fix}");
+        }
+    }
+
+    #[test]
+    fn bucket_names_s3_accepts() {
+        for bucket in [
+            "my-artifacts-bucket",
+            "my.bucket.example",
+            "192.168.1.1.bucket",
+            "abc",
+            "bucket-xn--a",
+            "s3alias-bucket",
+        ] {
+            let raw = RawSettings {
+                artifacts_bucket: Some(bucket.into()),
+                ..minimal()
+            };
+
+            let settings = raw.validate(None).unwrap();
+
+            assert_eq!(settings.artifacts_bucket.as_deref(), Some(bucket));
         }
     }
 

@@ -194,7 +194,7 @@ struct SettingsArgs {
     /// DSQL cluster hostname, <cluster-id>.dsql.<region>.on.aws.
     #[arg(long, global = true)]
     cluster_endpoint: Option<String>,
-    /// DSQL cluster id; default: the first label of the endpoint.
+    /// DSQL cluster id; default: the first label of the endpoint, which it must match unless the endpoint is local.
     #[arg(long, global = true)]
     cluster_id: Option<String>,
     /// Database role that the token logs in as; default: admin.
@@ -209,16 +209,16 @@ struct SettingsArgs {
     /// Name of the secret; default: <stack_name>/dsql-auth-token.
     #[arg(long, global = true)]
     secret_name: Option<String>,
-    /// Rotation schedule, rate(N hours) with N >= 4, rate(N days) or cron(...); default: rate(4 hours).
+    /// Rotation schedule, rate(N hours) with N >= 4, rate(N days) or cron(...), whose interval plus window is at most 84 hours; default: rate(4 hours).
     #[arg(long, global = true)]
     rotation_schedule: Option<String>,
     /// Hours in which each rotation may start; default: 1.
     #[arg(long, global = true)]
     rotation_window_hours: Option<u32>,
-    /// Longest gap in hours between two runs of a cron(...) schedule.
+    /// Longest gap in hours between two runs of a cron(...) schedule; only for cron(...).
     #[arg(long, global = true)]
     rotation_period_hours: Option<u32>,
-    /// Lifetime of each token in seconds, at most 604800; default: twice the rotation period, at least 28800.
+    /// Lifetime of each token in seconds, from twice the rotation period (schedule interval plus window) to 604800; default: twice the rotation period.
     #[arg(long, global = true)]
     token_lifetime_seconds: Option<u64>,
     /// Days that CloudWatch Logs keeps the rotator's logs; default: 30.

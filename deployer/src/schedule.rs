@@ -28,8 +28,8 @@ impl Schedule {
     /// Longest time between two scheduled rotations, in seconds.
     pub fn interval_seconds(&self) -> u64 {
         match self {
-            Schedule::Rate { hours, .. } => hours * 3600,
-            Schedule::Cron { period_hours, .. } => period_hours * 3600,
+            Schedule::Rate { hours, .. } => hours.saturating_mul(3600),
+            Schedule::Cron { period_hours, .. } => period_hours.saturating_mul(3600),
         }
     }
 }
@@ -43,7 +43,15 @@ pub fn parse(text: &str, period_hours: Option<u32>) -> Result<Schedule, ConfigEr
         .strip_prefix("rate(")
         .and_then(|rest| rest.strip_suffix(')'))
     {
-        return parse_rate(text, body);
+        let schedule = parse_rate(text, body)?;
+        if let Some(hours) = period_hours {
+            return Err(ConfigError::Invalid {
+                field: "rotation_period_hours",
+                value: hours.to_string(),
+                fix: format!("remove `rotation_period_hours`, which is only for cron(...) schedules, because {text} already sets the interval"),
+            });
+        }
+        return Ok(schedule);
     }
     if text.starts_with("cron(") && text.ends_with(')') {
         return parse_cron(text, period_hours);
@@ -55,6 +63,10 @@ pub fn parse(text: &str, period_hours: Option<u32>) -> Result<Schedule, ConfigEr
     ))
 }
 
+/// Parses the body of `rate(...)`, accepting only the canonical form of the
+/// EventBridge rate syntax that Secrets Manager's ScheduleExpression follows.
+/// That form has one space between count and unit, and a singular unit only
+/// for a count of 1 (EventBridge User Guide, "Rate expressions reference").
 fn parse_rate(text: &str, body: &str) -> Result<Schedule, ConfigError> {
     let mut words = body.split_whitespace();
     let (Some(count), Some(unit), None) = (words.next(), words.next(), words.next()) else {
@@ -63,16 +75,21 @@ fn parse_rate(text: &str, body: &str) -> Result<Schedule, ConfigError> {
             "write the rate as rate(N hours) or rate(N days)",
         ));
     };
-    let Ok(count) = count.parse::<u64>() else {
-        return Err(invalid(
-            text,
-            "the rate's count must be a whole number, as in rate(4 hours)",
-        ));
+    // `u64::from_str` also accepts a leading `+`, which the rate syntax does not.
+    let digits_only = count.chars().all(|c| c.is_ascii_digit());
+    let count = match count.parse::<u64>() {
+        Ok(count) if digits_only => count,
+        _ => {
+            return Err(invalid(
+                text,
+                "the rate's count must be a whole number, as in rate(4 hours)",
+            ))
+        }
     };
 
-    let hours = match unit {
-        "hour" | "hours" => count,
-        "day" | "days" => count * 24,
+    let (hours_per_unit, singular, plural) = match unit {
+        "hour" | "hours" => (1, "hour", "hours"),
+        "day" | "days" => (24, "day", "days"),
         _ => {
             return Err(invalid(
                 text,
@@ -80,13 +97,21 @@ fn parse_rate(text: &str, body: &str) -> Result<Schedule, ConfigError> {
             ))
         }
     };
+    let hours = count.saturating_mul(hours_per_unit);
     if hours < MIN_INTERVAL_HOURS {
         return Err(invalid(text, "rotate at most every 4 hours, the shortest interval Secrets Manager accepts: rate(4 hours)"));
     }
 
+    let unit = if count == 1 { singular } else { plural };
+    let expected = format!("rate({count} {unit})");
+    if text != expected {
+        let fix = format!("write it as {expected}, with one space before the unit, which is singular only for a count of 1");
+        return Err(invalid(text, &fix));
+    }
+
     Ok(Schedule::Rate {
         hours,
-        expression: text.to_string(),
+        expression: expected,
     })
 }
 
@@ -160,6 +185,57 @@ mod tests {
             "every 4 hours",
         ] {
             assert!(parse(text, None).is_err(), "{text} was accepted");
+        }
+    }
+
+    #[test]
+    fn noncanonical_rates_name_expected_form() {
+        let cases = [
+            ("rate(4 hour)", "rate(4 hours)"),
+            ("rate(4  hours)", "rate(4 hours)"),
+            ("rate( 4 hours)", "rate(4 hours)"),
+            ("rate(1 days)", "rate(1 day)"),
+            ("rate(2 day)", "rate(2 days)"),
+            ("rate(04 hours)", "rate(4 hours)"),
+            ("rate(4\thours)", "rate(4 hours)"),
+        ];
+        for (text, expected) in cases {
+            let err = parse(text, None).unwrap_err();
+
+            let message = err.to_string();
+            assert!(message.contains("rotation_schedule"), "{text}: {message}");
+            assert!(
+                message.contains(&format!("write it as {expected}")),
+                "{text}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn signed_rate_count_is_rejected() {
+        let err = parse("rate(+4 hours)", None).unwrap_err();
+
+        assert!(err.to_string().contains("whole number"), "{err}");
+    }
+
+    #[test]
+    fn huge_rate_count_saturates() {
+        let schedule = parse("rate(18446744073709551615 days)", None).unwrap();
+
+        assert_eq!(schedule.interval_seconds(), u64::MAX);
+    }
+
+    #[test]
+    fn rate_with_period_hours_is_rejected() {
+        let err = parse("rate(4 hours)", Some(6)).unwrap_err();
+
+        match err {
+            ConfigError::Invalid { field, value, fix } => {
+                assert_eq!(field, "rotation_period_hours");
+                assert_eq!(value, "6");
+                assert!(fix.contains("only for cron(...)"), "{fix}");
+            }
+            other => panic!("expected an invalid-setting error, got {other:?}"),
         }
     }
 

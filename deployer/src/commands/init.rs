@@ -35,8 +35,13 @@ cluster_endpoint: <cluster-id>.dsql.us-east-1.on.aws
 # database_name: postgres
 # database_port: 5432
 
-# DSQL cluster id; default: the first label of cluster_endpoint.
+# DSQL cluster id for the IAM policy; default: the first label of
+# cluster_endpoint, which it must match unless the endpoint is local.
 # cluster_id: <cluster-id>
+
+# For local test servers only: accept localhost, 127.0.0.1 or ::1 as
+# cluster_endpoint and connect_host. Never set it for a real cluster.
+# allow_local_endpoint: false
 
 # Hostname stored in the secret; default: the cluster endpoint, or in a VPC
 # the cluster's PrivateLink name.
@@ -47,18 +52,20 @@ cluster_endpoint: <cluster-id>.dsql.us-east-1.on.aws
 # Name of the secret; default: <stack_name>/dsql-auth-token.
 # secret_name: dsql-tokens/dsql-auth-token
 
-# rate(N hours) with N >= 4, rate(N days) or cron(...).
+# rate(N hours) with N >= 4, rate(N days) or cron(...). The rotation period,
+# the interval plus rotation_window_hours, must be at most 84 hours, because
+# a token lives at most 7 days and must outlive two periods.
 # rotation_schedule: rate(4 hours)
 
 # Hours in which each rotation may start.
 # rotation_window_hours: 1
 
-# For a cron(...) schedule: the maximum gap in hours between two runs.
+# For a cron(...) schedule only: the maximum gap in hours between two runs.
 # rotation_period_hours: 24
 
-# Lifetime of each token in seconds, at most 604800; default: twice the
-# rotation period, at least 28800.
-# token_lifetime_seconds: 28800
+# Lifetime of each token in seconds, from twice the rotation period to
+# 604800; default: twice the rotation period.
+# token_lifetime_seconds: 36000
 
 # IAM role ARNs that may read the secret, besides the rotator.
 # application_role_arns:
@@ -142,7 +149,7 @@ pub fn run(path: &Path, force: bool, format: OutputFormat) -> anyhow::Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RawSettings;
+    use crate::config::{RawSettings, SETTING_NAMES};
 
     /// Returns the starter text with every commented `key: value` line and
     /// list item uncommented.
@@ -204,6 +211,18 @@ mod tests {
         let parsed = RawSettings::from_file(&path, true);
 
         assert!(parsed.is_ok(), "{:?}", parsed.err());
+    }
+
+    #[test]
+    fn starter_lists_every_setting() {
+        for name in SETTING_NAMES {
+            let listed = STARTER.lines().any(|line| {
+                line.trim_start_matches("# ")
+                    .starts_with(&format!("{name}:"))
+            });
+
+            assert!(listed, "{name} is missing from the starter file");
+        }
     }
 
     #[test]

@@ -131,6 +131,7 @@ def test_schema_apply_stops_at_failure(environment, tmp_path):
     assert result.returncode == EXIT_FAILED, result.stderr
     message = json.loads(result.stdout)["error"]["message"]
     assert "statement 2 (line 3) failed" in message
+    assert "statement 1 was applied" in message
     assert "no_such_type" in message
     assert "CREATE TABLE broken (id no_such_type)" in message
     tables = standin.run_sql("SELECT tablename FROM pg_tables WHERE tablename IN "
@@ -190,3 +191,18 @@ def test_schema_apply_missing_file_is_bad_input(environment, tmp_path):
     assert result.returncode == EXIT_BAD_INPUT, result.stderr
     assert f"cannot read {missing}" in result.stderr
     assert json.loads(result.stdout)["error"]["kind"] == "bad_input"
+
+
+def test_schema_apply_rejects_unclosed_comment(environment, tmp_path):
+    """An unclosed block comment would swallow every statement after it, so
+    the file is rejected before anything runs."""
+    _, standin, _, _ = environment
+    path = tmp_path / "unclosed.sql"
+    path.write_text("CREATE TABLE before_comment (id int);\n/* never closed;\nCREATE TABLE after_comment (id int);\n")
+
+    result = deployer(environment, "schema", "apply", str(path))
+
+    assert result.returncode == EXIT_BAD_INPUT, result.stderr
+    assert "the block comment that starts on line 2 is not closed" in result.stderr
+    tables = standin.run_sql("SELECT tablename FROM pg_tables WHERE tablename = 'before_comment';").split()
+    assert tables == []

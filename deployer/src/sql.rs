@@ -7,40 +7,82 @@
 pub struct Statement {
     /// Position in the file, counting from 1.
     pub number: usize,
-    /// Line of the file on which the statement starts, counting from 1.
+    /// Line of the file on which the statement's SQL starts after any
+    /// leading comments, counting from 1.
     pub line: usize,
     pub text: String,
+}
+
+/// A comment, string or quoted identifier that the file never closes, so
+/// everything after its start would be one statement or dropped as comment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the {what} that starts on line {line} is not closed")]
+pub struct Unterminated {
+    pub what: &'static str,
+    pub line: usize,
 }
 
 /// Splits `source` at semicolons that are outside comments (`--`, nested
 /// `/* */`), string constants ('...' with '' escapes, E'...' with backslash
 /// escapes), quoted identifiers and dollar-quoted strings. Statements that
-/// contain only comments and white space are dropped.
-pub fn split(source: &str) -> Vec<Statement> {
+/// contain only comments and white space are dropped, and a leading UTF-8
+/// byte order mark is ignored. Line numbers count from the start of
+/// `source`.
+pub fn split(source: &str) -> Result<Vec<Statement>, Unterminated> {
+    let offset = source.len() - source.trim_start_matches('\u{feff}').len();
     let mut statements = Vec::new();
     let mut scanner = Scanner::new(source);
-    let mut start = 0;
+    scanner.position = offset;
+    let mut start = offset;
 
     while let Some(byte) = scanner.peek() {
-        match byte {
+        let opened_at = scanner.position;
+        let closed = match byte {
             b';' => {
                 push_statement(&mut statements, source, start, scanner.position);
                 scanner.position += 1;
                 start = scanner.position;
+                true
             }
-            b'-' if scanner.starts_with("--") => scanner.skip_line_comment(),
+            b'-' if scanner.starts_with("--") => {
+                scanner.skip_line_comment();
+                true
+            }
             b'/' if scanner.starts_with("/*") => scanner.skip_block_comment(),
             b'\'' => {
                 let backslash_escapes = scanner.previous_is_escape_prefix();
-                scanner.skip_quoted(b'\'', backslash_escapes);
+                scanner.skip_quoted(b'\'', backslash_escapes)
             }
             b'"' => scanner.skip_quoted(b'"', false),
             b'$' => scanner.skip_dollar_quoted(),
-            _ => scanner.position += 1,
+            _ => {
+                scanner.position += 1;
+                true
+            }
+        };
+        if !closed {
+            return Err(Unterminated {
+                what: construct_name(byte),
+                line: line_of(source, opened_at),
+            });
         }
     }
     push_statement(&mut statements, source, start, source.len());
-    statements
+    Ok(statements)
+}
+
+/// Names what the byte opens, for an error about it.
+fn construct_name(opening: u8) -> &'static str {
+    match opening {
+        b'/' => "block comment",
+        b'\'' => "string constant",
+        b'"' => "quoted identifier",
+        _ => "dollar-quoted string",
+    }
+}
+
+fn line_of(source: &str, position: usize) -> usize {
+    source[..position].matches('\n').count() + 1
 }
 
 fn push_statement(statements: &mut Vec<Statement>, source: &str, start: usize, end: usize) {
@@ -49,8 +91,7 @@ fn push_statement(statements: &mut Vec<Statement>, source: &str, start: usize, e
         return;
     }
 
-    let leading = source[start..end].len() - source[start..end].trim_start().len();
-    let line = source[..start + leading].matches('\n').count() + 1;
+    let line = line_of(source, start + leading_comments_length(&source[start..end]));
     statements.push(Statement {
         number: statements.len() + 1,
         line,
@@ -59,16 +100,23 @@ fn push_statement(statements: &mut Vec<Statement>, source: &str, start: usize, e
 }
 
 fn is_only_comments(text: &str) -> bool {
+    leading_comments_length(text) == text.len()
+}
+
+/// Returns the length of the white space and comments that start `text`.
+fn leading_comments_length(text: &str) -> usize {
     let mut scanner = Scanner::new(text);
     while let Some(byte) = scanner.peek() {
         match byte {
             b'-' if scanner.starts_with("--") => scanner.skip_line_comment(),
-            b'/' if scanner.starts_with("/*") => scanner.skip_block_comment(),
+            b'/' if scanner.starts_with("/*") => {
+                scanner.skip_block_comment();
+            }
             byte if byte.is_ascii_whitespace() => scanner.position += 1,
-            _ => return false,
+            _ => break,
         }
     }
-    true
+    scanner.position
 }
 
 /// A cursor over the bytes of SQL text. Every delimiter it looks for is
@@ -114,8 +162,9 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Skips a block comment; PostgreSQL lets block comments nest.
-    fn skip_block_comment(&mut self) {
+    /// Skips a block comment; PostgreSQL lets block comments nest. Returns
+    /// whether the comment was closed before the end of the text.
+    fn skip_block_comment(&mut self) -> bool {
         let mut depth = 0;
         while self.position < self.bytes.len() {
             if self.starts_with("/*") {
@@ -125,16 +174,18 @@ impl<'a> Scanner<'a> {
                 depth -= 1;
                 self.position += 2;
                 if depth == 0 {
-                    return;
+                    return true;
                 }
             } else {
                 self.position += 1;
             }
         }
+        false
     }
 
     /// Skips a quoted string or identifier; a doubled quote is part of it.
-    fn skip_quoted(&mut self, quote: u8, backslash_escapes: bool) {
+    /// Returns whether the closing quote was found.
+    fn skip_quoted(&mut self, quote: u8, backslash_escapes: bool) -> bool {
         self.position += 1;
         while let Some(byte) = self.peek() {
             self.position += 1;
@@ -144,28 +195,31 @@ impl<'a> Scanner<'a> {
                 if self.peek() == Some(quote) {
                     self.position += 1;
                 } else {
-                    return;
+                    return true;
                 }
             }
         }
+        false
     }
 
     /// Skips `$tag$ ... $tag$` when the cursor is on a dollar-quote opening;
-    /// otherwise (a parameter such as `$1`) moves past the `$` only.
-    fn skip_dollar_quoted(&mut self) {
+    /// otherwise (a parameter such as `$1`) moves past the `$` only. Returns
+    /// whether a dollar quote that was opened was also closed.
+    fn skip_dollar_quoted(&mut self) -> bool {
         let Some(tag) = self.dollar_tag() else {
             self.position += 1;
-            return;
+            return true;
         };
         let tag = tag.to_vec();
         self.position += tag.len();
         while self.position < self.bytes.len() {
             if self.bytes[self.position..].starts_with(&tag) {
                 self.position += tag.len();
-                return;
+                return true;
             }
             self.position += 1;
         }
+        false
     }
 
     /// Returns the opening `$tag$` at the cursor, if there is one. A tag is
@@ -225,6 +279,7 @@ mod tests {
 
     fn texts(source: &str) -> Vec<String> {
         split(source)
+            .unwrap()
             .into_iter()
             .map(|statement| statement.text)
             .collect()
@@ -296,7 +351,7 @@ mod tests {
     fn drops_comment_only_statements() {
         let source = "-- header\n\n;  /* nothing */ ;\nSELECT 1;\n-- trailing comment\n";
 
-        let statements = split(source);
+        let statements = split(source).unwrap();
 
         assert_eq!(statements.len(), 1);
         assert_eq!(statements[0].number, 1);
@@ -305,26 +360,40 @@ mod tests {
 
     #[test]
     fn records_number_and_line() {
-        let statements = split("SELECT 1;\n\n-- note\nSELECT\n  2;");
+        let statements = split("SELECT 1;\n\n-- note\nSELECT\n  2;").unwrap();
 
         assert_eq!(statements[1].number, 2);
-        assert_eq!(statements[1].line, 3);
+        assert_eq!(statements[1].line, 4);
         assert_eq!(statements[1].text, "-- note\nSELECT\n  2");
     }
 
     #[test]
-    fn unterminated_quote_keeps_rest() {
-        assert_eq!(
-            texts("SELECT 'open; SELECT 2;"),
-            ["SELECT 'open; SELECT 2;"]
-        );
+    fn unterminated_constructs_are_rejected() {
+        let cases = [
+            ("SELECT 1;\n/* open; SELECT 2;", "block comment", 2),
+            ("SELECT 'open; SELECT 2;", "string constant", 1),
+            ("SELECT 1;\n\nSELECT \"open;", "quoted identifier", 3),
+            ("DO $body$ BEGIN PERFORM 1; END;", "dollar-quoted string", 1),
+        ];
+        for (source, what, line) in cases {
+            assert_eq!(split(source), Err(Unterminated { what, line }), "{source}");
+        }
+    }
+
+    #[test]
+    fn byte_order_mark_is_ignored() {
+        let statements = split("\u{feff}CREATE TABLE t (id int);\r\nSELECT 1;\r\n").unwrap();
+
+        assert_eq!(statements[0].text, "CREATE TABLE t (id int)");
+        assert_eq!(statements[1].line, 2);
+        assert_eq!(statements.len(), 2);
     }
 
     #[test]
     fn splits_example_schema() {
         let schema = include_str!("../../schema.sql");
 
-        let statements = split(schema);
+        let statements = split(schema).unwrap();
 
         assert_eq!(statements.len(), 5);
         assert!(statements[0]

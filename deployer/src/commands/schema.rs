@@ -32,12 +32,29 @@ pub struct IndexJob {
 
 /// A statement that failed; the statements before it were committed.
 #[derive(Debug, thiserror::Error)]
-#[error("statement {number} (line {line}) failed: {message}; statements before it were applied\n  {text}")]
+#[error("statement {number} (line {line}) failed: {message}; {}\n{}", applied_before(*.number), indented(.text))]
 pub struct StatementFailed {
     pub number: usize,
     pub line: usize,
     pub text: String,
     pub message: String,
+}
+
+/// Says which statements were committed before statement `number` failed.
+fn applied_before(number: usize) -> String {
+    match number {
+        0 | 1 => "no statement was applied".to_string(),
+        2 => "statement 1 was applied".to_string(),
+        _ => format!("statements 1 to {} were applied", number - 1),
+    }
+}
+
+/// Indents every line of a statement's text for the error message.
+fn indented(text: &str) -> String {
+    text.lines()
+        .map(|line| format!("  {line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Applies `file` and prints the job ids of its asynchronous index builds.
@@ -49,7 +66,12 @@ pub async fn apply(
 ) -> anyhow::Result<()> {
     let source = std::fs::read_to_string(file)
         .map_err(|err| BadInput(format!("cannot read {}: {err}", file.display())))?;
-    let statements = sql::split(&source);
+    let statements = sql::split(&source).map_err(|err| {
+        BadInput(format!(
+            "{}: {err}; close it, because the statements after it would be sent as part of it",
+            file.display()
+        ))
+    })?;
     if statements.is_empty() {
         let message = format!("{} contains no SQL statement", file.display());
         return Err(BadInput(message).into());

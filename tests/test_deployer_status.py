@@ -164,6 +164,13 @@ def test_rotate_fails_when_database_is_down(environment):
     assert "/aws/lambda/rotate-fail-rotator" in document["error"]["message"]
     assert current_version(emulator, secret_arn) == before
 
+    status = deployer(environment, "status", "rotate-fail")
+
+    assert status.returncode == EXIT_OK, status.stderr
+    pending = json.loads(status.stdout)["rotation"]["pending_version"]
+    stages = emulator.client("secretsmanager").describe_secret(SecretId=secret_arn)["VersionIdsToStages"]
+    assert stages[pending] == ["AWSPENDING"]
+
 
 def test_status_names_placeholder_token(environment):
     """Before the first rotation finishes, the secret holds the template's

@@ -106,6 +106,30 @@ cluster_endpoint: <cluster-id>.dsql.us-east-1.on.aws
 # artifacts_stack_name: dsql-token-rotation-artifacts
 "#;
 
+/// Region of the starter's examples when the environment names none.
+const EXAMPLE_REGION: &str = "us-east-1";
+
+/// Returns the region from AWS_REGION or AWS_DEFAULT_REGION, when it has
+/// the form of a region name, for the starter's region and examples.
+fn environment_region() -> Option<String> {
+    let region = std::env::var("AWS_REGION")
+        .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+        .ok()?;
+    let plausible = !region.is_empty()
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    plausible.then_some(region)
+}
+
+/// Returns the starter text with `region` in place of the example region.
+fn starter_for_region(region: Option<&str>) -> String {
+    match region {
+        Some(region) => STARTER.replace(EXAMPLE_REGION, region),
+        None => STARTER.to_string(),
+    }
+}
+
 /// Result of `init`: the file written.
 #[derive(Debug, Serialize)]
 pub struct InitResult {
@@ -131,7 +155,8 @@ pub fn run(path: &Path, force: bool, format: OutputFormat) -> anyhow::Result<()>
         }
         other => other.with_context(|| format!("cannot create {}", path.display()))?,
     };
-    file.write_all(STARTER.as_bytes())
+    let text = starter_for_region(environment_region().as_deref());
+    file.write_all(text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
 
     let result = InitResult {
@@ -150,6 +175,15 @@ pub fn run(path: &Path, force: bool, format: OutputFormat) -> anyhow::Result<()>
 mod tests {
     use super::*;
     use crate::config::{RawSettings, SETTING_NAMES};
+
+    #[test]
+    fn starter_uses_given_region() {
+        let text = starter_for_region(Some("eu-west-1"));
+
+        assert!(text.contains("\nregion: eu-west-1\n"), "{text}");
+        assert!(text.contains("<cluster-id>.dsql.eu-west-1.on.aws"));
+        assert!(!text.contains(EXAMPLE_REGION));
+    }
 
     /// Returns the starter text with every commented `key: value` line and
     /// list item uncommented.

@@ -1,7 +1,7 @@
 //! `deployer status`: the stack, the secret's rotation, the current token's
 //! lifetime and whether the deployed rotator matches a fresh package.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
 use anyhow::Context;
@@ -35,6 +35,9 @@ pub struct RotationStatus {
     pub window: Option<String>,
     pub last_rotated: Option<String>,
     pub next_rotation: Option<String>,
+    /// Version labelled AWSPENDING and not AWSCURRENT: a rotation that is
+    /// running, or that stopped midway and blocks the next one.
+    pub pending_version: Option<String>,
 }
 
 /// Password that the template writes into the secret until the first
@@ -126,7 +129,17 @@ async fn rotation_status(
         window: rules.and_then(|rules| rules.duration().map(str::to_string)),
         last_rotated: date(description.last_rotated_date()),
         next_rotation: date(description.next_rotation_date()),
+        pending_version: pending_version(description.version_ids_to_stages()),
     })
+}
+
+/// Returns the version that carries AWSPENDING without AWSCURRENT, if any.
+fn pending_version(stages: Option<&HashMap<String, Vec<String>>>) -> Option<String> {
+    let has = |labels: &[String], label: &str| labels.iter().any(|name| name == label);
+    stages?
+        .iter()
+        .find(|(_, labels)| has(labels, "AWSPENDING") && !has(labels, "AWSCURRENT"))
+        .map(|(version, _)| version.clone())
 }
 
 /// Reads the AWSCURRENT token's lifetime. A failure is reported in the
@@ -222,6 +235,9 @@ fn describe(result: &StatusResult) -> String {
         "  next rotation  {}",
         unknown(&rotation.next_rotation)
     ));
+    if let Some(version) = &rotation.pending_version {
+        lines.push(format!("  pending        version {version} is AWSPENDING: a rotation is running or stopped midway; Secrets Manager retries it, and the rotator's log group says why it failed"));
+    }
 
     lines.push(match &result.token {
         TokenStatus::Valid {

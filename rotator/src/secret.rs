@@ -111,7 +111,7 @@ fn check_engine(fields: &Map<String, Value>) -> Result<(), SecretError> {
         Some(Value::String(engine)) if engine == ENGINE => Ok(()),
         Some(other) => Err(SecretError::Invalid {
             field: "engine",
-            value: other.to_string(),
+            value: excerpt(other),
             expected: "\"postgres\"",
         }),
     }
@@ -144,7 +144,7 @@ fn optional_string(
         Some(Value::String(text)) => Ok(Some(text.clone())),
         Some(other) => Err(SecretError::Invalid {
             field,
-            value: other.to_string(),
+            value: excerpt(other),
             expected: "a string",
         }),
     }
@@ -162,14 +162,42 @@ fn port(fields: &Map<String, Value>) -> Result<u16, SecretError> {
         .filter(|port| *port != 0)
         .ok_or_else(|| SecretError::Invalid {
             field: "port",
-            value: fields["port"].to_string(),
+            value: excerpt(&fields["port"]),
             expected: "a port number from 1 to 65535",
         })
+}
+
+/// Longest part of a rejected value that an error shows, in characters.
+const MAX_SHOWN_CHARS: usize = 64;
+
+/// Returns a rejected value as JSON text for an error, cut to
+/// `MAX_SHOWN_CHARS` so that a huge value does not flood the logs.
+fn excerpt(value: &Value) -> String {
+    let text = value.to_string();
+    let length = text.chars().count();
+    if length <= MAX_SHOWN_CHARS {
+        return text;
+    }
+    let start: String = text.chars().take(MAX_SHOWN_CHARS).collect();
+    format!("{start}... ({length} characters)")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_rejected_value_is_cut() {
+        let text = format!(
+            r#"{{"username":"u","host":"h","engine":"postgres","port":"{}"}}"#,
+            "9".repeat(100_000)
+        );
+
+        let message = DbSecret::parse(&text).unwrap_err().to_string();
+
+        assert!(message.contains("(100002 characters)"), "{message}");
+        assert!(message.len() < 200, "{message}");
+    }
 
     const VALID: &str = r#"{"username":"admin","password":"old-token","host":"abc.dsql.us-east-1.on.aws","port":5432,"dbname":"postgres","engine":"postgres","note":"kept"}"#;
 

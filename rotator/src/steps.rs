@@ -40,6 +40,11 @@ pub enum StepError {
         expires_at: String,
         replace_by: String,
     },
+    #[error(
+        "the AWSPENDING value of version {version_id} has an `expires_at` that is not a UTC \
+         time such as 2026-01-02T03:04:05Z; cancel this rotation and rotate again"
+    )]
+    InvalidExpiry { version_id: String },
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error("the AWSPENDING token of version {version_id} does not log in: {source}")]
@@ -184,9 +189,12 @@ fn check_pending_outlives(
     replace_by: SystemTime,
     version_id: &str,
 ) -> Result<(), StepError> {
-    let Some(expires_at) = pending.expires_at().and_then(token::parse_time) else {
+    let Some(text) = pending.expires_at() else {
         return Ok(());
     };
+    let expires_at = token::parse_time(text).ok_or_else(|| StepError::InvalidExpiry {
+        version_id: version_id.to_owned(),
+    })?;
     if expires_at >= replace_by {
         return Ok(());
     }
@@ -242,6 +250,16 @@ mod tests {
         assert!(message.contains("version v2"), "{message}");
         assert!(message.contains("2026-01-02T07:59:59Z"), "{message}");
         assert!(message.contains("2026-01-02T08:00:00Z"), "{message}");
+    }
+
+    #[test]
+    fn pending_expiry_rejects_unreadable_expiry() {
+        let replace_by = token::parse_time("2026-01-02T08:00:00Z").unwrap();
+
+        let error = check_pending_outlives(&pending(Some("soon")), replace_by, "v2").unwrap_err();
+
+        assert!(matches!(error, StepError::InvalidExpiry { .. }), "{error}");
+        assert!(error.to_string().contains("version v2"), "{error}");
     }
 
     #[test]

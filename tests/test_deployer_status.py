@@ -3,12 +3,14 @@ rotations run the real rotator against the DSQL stand-in."""
 
 import json
 import socket
+import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from deployer_cli import (
+    DEPLOYER,
     EXIT_FAILED,
     EXIT_OK,
     build_deployer,
@@ -171,6 +173,13 @@ def test_rotate_fails_when_database_is_down(environment):
     stages = emulator.client("secretsmanager").describe_secret(SecretId=secret_arn)["VersionIdsToStages"]
     assert stages[pending] == ["AWSPENDING"]
 
+    # The emulator does not retry the failed rotation, so waiting for it times out.
+    again = deployer(environment, "rotate", "rotate-fail", "--timeout-seconds", "3")
+
+    assert again.returncode == EXIT_FAILED, again.stderr
+    assert f"version {pending} is already AWSPENDING" in again.stderr
+    assert "RotateSecret" not in again.stderr
+
 
 def test_status_names_placeholder_token(environment):
     """Before the first rotation finishes, the secret holds the template's
@@ -205,3 +214,20 @@ def test_unreachable_endpoint_error_is_short():
     assert "DescribeStacks on stack nowhere failed" in result.stderr
     assert "Connection refused" in result.stderr
     assert "DispatchFailure(" not in result.stderr
+
+
+def test_concurrent_rotates_both_succeed(environment):
+    """A second `rotate` that finds the first one's version AWSPENDING waits
+    for it instead of failing on Secrets Manager's refusal."""
+    emulator, standin, _ = environment
+    secret_arn, _ = deploy_and_wait_for_token(environment, "rotate-twice")
+    args = [str(DEPLOYER), "rotate", *local_settings("rotate-twice", standin), "--output", "json"]
+
+    processes = [subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env=deployer_env(emulator.endpoint_url), text=True) for _ in range(2)]
+    outputs = [process.communicate(timeout=300) for process in processes]
+
+    for process, (_, stderr) in zip(processes, outputs):
+        assert process.returncode == EXIT_OK, stderr
+    versions = {json.loads(stdout)["version_id"] for stdout, _ in outputs}
+    assert current_version(emulator, secret_arn) in versions

@@ -50,11 +50,7 @@ pub async fn run(
 
     let previous = current_version(&clients.secrets, secret).await?;
     let started = Instant::now();
-    let version = start_rotation(&clients.secrets, secret).await?;
-    reporter.note(&format!(
-        "secret {secret}: rotation started, new version {version}; waiting up to {} s for it to become AWSCURRENT",
-        timeout.as_secs()
-    ));
+    let version = start_or_join(&clients.secrets, secret, timeout, &reporter).await?;
 
     wait_until_current(&clients.secrets, secret, &version, timeout, &function).await?;
     let result = RotateResult {
@@ -71,6 +67,57 @@ pub async fn run(
         )
     });
     Ok(())
+}
+
+/// Starts a rotation and returns its new version. When a version is already
+/// AWSPENDING, Secrets Manager rejects a new rotation because it takes the
+/// pending one to be still running, so this returns that version to wait for.
+async fn start_or_join(
+    secrets: &aws_sdk_secretsmanager::Client,
+    secret: &str,
+    timeout: Duration,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<String> {
+    let joined = |version: &str| {
+        format!(
+            "secret {secret}: version {version} is already AWSPENDING from a rotation that is running or stopped midway; waiting up to {} s for it to become AWSCURRENT instead of starting another",
+            timeout.as_secs()
+        )
+    };
+    if let Some(version) = pending_version(secrets, secret).await? {
+        reporter.note(&joined(&version));
+        return Ok(version);
+    }
+
+    let started = match start_rotation(secrets, secret).await {
+        Ok(version) => version,
+        // Another rotation may have started between the check and the call.
+        Err(err) => match pending_version(secrets, secret).await? {
+            Some(version) => {
+                reporter.note(&joined(&version));
+                return Ok(version);
+            }
+            None => return Err(err),
+        },
+    };
+    reporter.note(&format!(
+        "secret {secret}: rotation started, new version {started}; waiting up to {} s for it to become AWSCURRENT",
+        timeout.as_secs()
+    ));
+    Ok(started)
+}
+
+/// Returns the version labelled AWSPENDING and not AWSCURRENT, if any.
+async fn pending_version(
+    secrets: &aws_sdk_secretsmanager::Client,
+    secret: &str,
+) -> anyhow::Result<Option<String>> {
+    let stages = version_stages(secrets, secret).await?;
+    let has = |labels: &[String], label: &str| labels.iter().any(|name| name == label);
+    Ok(stages
+        .into_iter()
+        .find(|(_, labels)| has(labels, "AWSPENDING") && !has(labels, "AWSCURRENT"))
+        .map(|(version, _)| version))
 }
 
 async fn start_rotation(

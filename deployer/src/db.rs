@@ -46,21 +46,13 @@ impl std::fmt::Debug for Credentials {
 pub async fn read_credentials(clients: &Clients, stack: &str) -> anyhow::Result<Credentials> {
     let reporter = LineReporter::new();
     let stacks = Stacks::new(&clients.cloudformation, &reporter);
-    let state = stacks
-        .describe(stack)
-        .await?
-        .with_context(|| format!("stack {stack} does not exist; create it with `deployer up`"))?;
-    let secret = state
-        .outputs
-        .iter()
-        .find(|(key, _)| key == "SecretArn")
-        .map(|(_, value)| value.clone())
-        .context("the stack has no SecretArn output; run `deployer up` to update it")?;
+    let state = stacks.describe_deployed(stack).await?;
+    let secret = state.output("SecretArn")?;
 
     let value = clients
         .secrets
         .get_secret_value()
-        .secret_id(&secret)
+        .secret_id(secret)
         .send()
         .await
         .map_err(|err| anyhow::anyhow!("GetSecretValue on {secret} failed: {}; the secret's resource policy lets only the rotator and the roles in `application_role_arns` read it", error_message(&err)))?;

@@ -39,6 +39,12 @@ pub enum StackError {
     #[error("stack {stack} is in ROLLBACK_COMPLETE after a failed create, so it has nothing to compare with; `deployer up` deletes it and creates it again")]
     NeedsRecreate { stack: String },
 
+    #[error("stack {stack} does not exist; create it with `deployer up`")]
+    NotDeployed { stack: String },
+
+    #[error("stack {stack} has no {key} output; run `deployer up` to update it")]
+    MissingOutput { stack: String, key: String },
+
     #[error("change set {change_set} of stack {stack} no longer exists: another deploy executed a change set of the stack first, and CloudFormation then deletes the others")]
     ChangeSetGone { stack: String, change_set: String },
 
@@ -117,8 +123,23 @@ pub enum DeleteOutcome {
 /// A stack's status and outputs.
 #[derive(Debug, Clone)]
 pub struct StackState {
+    pub name: String,
     pub status: String,
     pub outputs: Vec<(String, String)>,
+}
+
+impl StackState {
+    /// Returns the value of output `key`, or an error that says to run `up`.
+    pub fn output(&self, key: &str) -> Result<&str, StackError> {
+        self.outputs
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.as_str())
+            .ok_or_else(|| StackError::MissingOutput {
+                stack: self.name.clone(),
+                key: key.to_string(),
+            })
+    }
 }
 
 /// CloudFormation operations on one stack.
@@ -142,6 +163,16 @@ impl<'a> Stacks<'a> {
         };
 
         Ok(stacks.first().map(stack_state))
+    }
+
+    /// Returns the state of a stack that must exist, for the commands that
+    /// work on a deployed stack; a missing one is an error that says to run `up`.
+    pub async fn describe_deployed(&self, stack: &str) -> Result<StackState, StackError> {
+        self.describe(stack)
+            .await?
+            .ok_or_else(|| StackError::NotDeployed {
+                stack: stack.to_string(),
+            })
     }
 
     /// Returns the names of the stacks, deleted ones aside, whose parameter
@@ -606,6 +637,7 @@ fn stack_state(stack: &Stack) -> StackState {
         .collect();
 
     StackState {
+        name: stack.stack_name().unwrap_or_default().to_string(),
         status: stack
             .stack_status()
             .map(|status| status.as_str().to_string())

@@ -128,10 +128,11 @@ impl Probe {
     }
 }
 
-/// Formats an error with its sources, since tokio-postgres keeps the cause of
-/// a failed TLS handshake or login (an untrusted certificate, a rejected
-/// password) in the source rather than in its own message.
-fn error_chain(error: &dyn std::error::Error) -> String {
+/// Formats an error with its sources. tokio-postgres keeps the cause of a
+/// failed TLS handshake or login (an untrusted certificate, a rejected
+/// password) in the source rather than in its own message, and so do the
+/// AWS SDK's errors.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -8,6 +8,7 @@ use aws_sdk_secretsmanager::error::SdkError;
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
 use aws_sdk_secretsmanager::Client;
 
+use crate::probe::error_chain;
 use crate::secret::{DbSecret, SecretError};
 
 pub const AWSCURRENT: &str = "AWSCURRENT";
@@ -190,28 +191,15 @@ fn is_not_found<R>(error: &SdkError<GetSecretValueError, R>) -> bool {
 fn api_error<E, R>(operation: &'static str, secret_id: &str, error: SdkError<E, R>) -> ApiError
 where
     E: std::error::Error + 'static,
-    R: fmt::Debug + 'static,
+    R: fmt::Debug,
 {
     ApiError {
         operation,
         secret_id: secret_id.to_owned(),
+        // The display texts of the causes, because the SDK's
+        // `DisplayErrorContext` adds a debug dump of the raw HTTP response.
         message: error_chain(&error),
     }
-}
-
-/// Joins the display texts of an error and its sources. The SDK's
-/// `DisplayErrorContext` would add a debug dump of the raw HTTP response.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text = format!("{text}: {cause_text}");
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! `deployer rotate`: start a rotation and wait until the new version is
 //! AWSCURRENT, or until the wait times out with the version still pending.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -38,24 +37,18 @@ pub async fn run(
     let stacks = Stacks::new(&clients.cloudformation, &reporter);
 
     let stack = &settings.stack_name;
-    let state = stacks
-        .describe(stack)
-        .await?
-        .with_context(|| format!("stack {stack} does not exist; create it with `deployer up`"))?;
-    let outputs: BTreeMap<String, String> = state.outputs.into_iter().collect();
-    let secret = outputs
-        .get("SecretArn")
-        .context("the stack has no SecretArn output; run `deployer up` to update it")?;
-    let function = outputs.get("FunctionName").cloned().unwrap_or_default();
+    let state = stacks.describe_deployed(stack).await?;
+    let secret = state.output("SecretArn")?;
+    let function = state.output("FunctionName").unwrap_or_default();
 
     let previous = current_version(&clients.secrets, secret).await?;
     let started = Instant::now();
     let version = start_or_join(&clients.secrets, secret, timeout, &reporter).await?;
 
-    wait_until_current(&clients.secrets, secret, &version, timeout, &function).await?;
+    wait_until_current(&clients.secrets, secret, &version, timeout, function).await?;
     let result = RotateResult {
         stack: stack.clone(),
-        secret_arn: secret.clone(),
+        secret_arn: secret.to_string(),
         version_id: version,
         previous_version_id: previous,
         seconds: started.elapsed().as_secs(),

@@ -79,17 +79,14 @@ pub async fn run(
     let stacks = Stacks::new(&clients.cloudformation, &reporter);
 
     let stack = &settings.stack_name;
-    let state = stacks
-        .describe(stack)
-        .await?
-        .with_context(|| format!("stack {stack} does not exist; create it with `deployer up`"))?;
-    let outputs: BTreeMap<String, String> = state.outputs.into_iter().collect();
-    let secret = output(&outputs, "SecretArn")?;
-    let function = output(&outputs, "FunctionName")?;
+    let state = stacks.describe_deployed(stack).await?;
+    let secret = state.output("SecretArn")?;
+    let function = state.output("FunctionName")?;
+    let outputs: BTreeMap<String, String> = state.outputs.iter().cloned().collect();
 
     let result = StatusResult {
         stack: stack.clone(),
-        stack_status: state.status,
+        stack_status: state.status.clone(),
         rotation: rotation_status(&clients.secrets, secret).await?,
         token: token_status(&clients.secrets, secret).await,
         code: code_status(&clients.lambda, function, artifact.code_sha256()).await?,
@@ -97,13 +94,6 @@ pub async fn run(
     };
     print_result(format, &result, describe);
     Ok(())
-}
-
-fn output<'a>(outputs: &'a BTreeMap<String, String>, key: &str) -> anyhow::Result<&'a str> {
-    outputs
-        .get(key)
-        .map(String::as_str)
-        .with_context(|| format!("the stack has no {key} output; run `deployer up` to update it"))
 }
 
 async fn rotation_status(
@@ -184,7 +174,7 @@ async fn current_lifetime(
         .and_then(serde_json::Value::as_str)
         .context("the secret has no password field")?;
     if password == PLACEHOLDER_PASSWORD {
-        anyhow::bail!("the secret still holds the placeholder that the stack wrote, so the first rotation has not finished; check the rotator's log group, then run `deployer rotate`");
+        anyhow::bail!("the secret still contains the placeholder that the stack wrote, so the first rotation has not finished; check the rotator's log group, then run `deployer rotate`");
     }
     Ok(TokenLifetime::parse(password)?)
 }

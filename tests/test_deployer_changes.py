@@ -93,7 +93,7 @@ def deployer(environment, command, stack, *extra, output_json=False):
 
 def run_on_terminal(environment, stack, *extra, reply):
     """Run `up` with stdin and stderr on a pseudo-terminal, send `reply`
-    once it asks, or SIGINT when `reply` is None, and return the exit code,
+    once it prompts, or SIGINT when `reply` is None, and return the exit code,
     the terminal's text and stdout."""
     emulator, standin, binary = environment
     args = [str(DEPLOYER), "up", *local_settings(stack, standin), "--rotator-binary", binary, *extra]
@@ -494,12 +494,12 @@ def test_down_keeps_artifacts_in_use(environment):
     deployed_first = json.loads(deployer(environment, "up", "shared-a", *artifacts, output_json=True).stdout)
     deployer(environment, "up", "shared-b", *artifacts, output_json=True)
 
-    refused = deployer(environment, "down", "shared-a", "--artifacts", *artifacts)
+    rejected = deployer(environment, "down", "shared-a", "--artifacts", *artifacts)
 
-    assert refused.returncode == EXIT_FAILED, refused.stderr
-    assert f"bucket {deployed_first['code_bucket']}" in refused.stderr
-    assert "stack(s) shared-b" in refused.stderr
-    assert "nothing was deleted" in refused.stderr
+    assert rejected.returncode == EXIT_FAILED, rejected.stderr
+    assert f"bucket {deployed_first['code_bucket']}" in rejected.stderr
+    assert "stack(s) shared-b" in rejected.stderr
+    assert "nothing was deleted" in rejected.stderr
     assert stack_status(emulator, "shared-a") == "CREATE_COMPLETE"
     assert stack_status(emulator, "shared-artifacts") == "CREATE_COMPLETE"
 

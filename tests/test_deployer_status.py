@@ -182,7 +182,7 @@ def test_rotate_fails_when_database_is_down(environment):
 
 
 def test_status_names_placeholder_token(environment):
-    """Before the first rotation finishes, the secret holds the template's
+    """Before the first rotation finishes, the secret contains the template's
     placeholder, and `status` says so instead of failing to parse it."""
     emulator, _, _ = environment
     secret_arn, _ = deploy_and_wait_for_token(environment, "placeholder")

@@ -215,7 +215,7 @@ struct SettingsArgs {
     /// Hours in which each rotation may start; default: 1.
     #[arg(long, global = true)]
     rotation_window_hours: Option<u32>,
-    /// Longest gap in hours between two runs of a cron(...) schedule; only for cron(...).
+    /// Maximum gap in hours between two runs of a cron(...) schedule; only for cron(...).
     #[arg(long, global = true)]
     rotation_period_hours: Option<u32>,
     /// Lifetime of each token in seconds, from twice the rotation period (schedule interval plus window) to 604800; default: twice the rotation period.

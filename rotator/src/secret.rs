@@ -167,7 +167,7 @@ fn port(fields: &Map<String, Value>) -> Result<u16, SecretError> {
         })
 }
 
-/// Longest part of a rejected value that an error shows, in characters.
+/// Maximum number of characters of a rejected value that an error shows.
 const MAX_SHOWN_CHARS: usize = 64;
 
 /// Returns a rejected value as JSON text for an error, cut to

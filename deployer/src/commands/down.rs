@@ -70,7 +70,7 @@ async fn check_artifacts_unused(settings: &Settings, stacks: &Stacks<'_>) -> any
         .collect();
     if !users.is_empty() {
         bail!(
-            "bucket {bucket} of artifacts stack {artifacts_stack} still holds the rotator code of stack(s) {}; nothing was deleted; remove those stacks first, or run `deployer down` without --artifacts",
+            "bucket {bucket} of artifacts stack {artifacts_stack} still contains the rotator code of stack(s) {}; nothing was deleted; remove those stacks first, or run `deployer down` without --artifacts",
             users.join(", ")
         );
     }
